@@ -1,0 +1,1 @@
+"""contrastive: contrastive representation learning and negative sampling in JAX."""
