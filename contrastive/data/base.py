@@ -15,6 +15,7 @@ plus one int32 scalar per name in `info.metadata_names` ('speaker' for FSDD,
 from __future__ import annotations
 
 import dataclasses
+import operator
 import pathlib
 from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 
@@ -106,8 +107,8 @@ def check_indices(indices: Sequence[int] | np.ndarray, size: int) -> np.ndarray:
 def check_index(i: int, size: int) -> int:
   """Python-style single index (negative counts from the end)."""
   try:
-    i = int(np.asarray(i).item()) if not isinstance(i, int) else i
-  except (TypeError, ValueError):
+    i = operator.index(i)  # int, NumPy integer or 0-d integer array.
+  except TypeError:
     raise TypeError(f"an example index must be an int, got {i!r}.") from None
   if not -size <= i < size:
     raise IndexError(f"index {i} out of range for a split of {size} examples.")

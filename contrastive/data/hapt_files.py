@@ -190,7 +190,8 @@ def load_recordings(folder: str | pathlib.Path, *,
   Args:
     folder: the release folder (holding RawData/ and activity_labels.txt).
     cache_dir: where the `.npz` cache lives; None means `default_cache_dir()`.
-    use_cache: False parses the files and writes no cache file.
+    use_cache: False neither reads nor writes the `.npz` cache file (the
+      in-process memo of the last parses still applies).
 
   Returns:
     `HaptRecordings` with read-only arrays.

@@ -122,7 +122,8 @@ class BatchIterator:
       sampler = (ShuffleSampler(len(dataset), self._seed) if shuffle
                  else SequentialSampler(len(dataset)))
     elif not isinstance(sampler, IndexSampler):
-      raise ValueError(f"sampler must have epoch_order(epoch), got {sampler!r}.")
+      raise ValueError(
+          f"sampler must have epoch_order(epoch), got {sampler!r}.")
     self._dataset, self._sampler = dataset, sampler
     self._drop_remainder, self._num_epochs = drop_remainder, num_epochs
     self._epoch, self._position = 0, 0
@@ -191,7 +192,8 @@ class BatchIterator:
     """Resumes from `get_state()`'s dict: the next batches are the same."""
     missing = {"epoch", "position"} - set(state)
     if missing:
-      raise ValueError(f"state needs 'epoch' and 'position', got {dict(state)}.")
+      raise ValueError(
+          f"state needs 'epoch' and 'position', got {dict(state)}.")
     if "seed" in state and int(state["seed"]) != self._seed:
       raise ValueError(f"state was saved with seed {state['seed']}, this"
                        f" iterator has seed {self._seed}.")

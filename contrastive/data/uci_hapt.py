@@ -125,7 +125,7 @@ def load_uci_hapt(
       its per-channel standard deviation.
     cache_dir: folder of the parsed-array cache; None means
       `~/.cache/contrastive` (or `$XDG_CACHE_HOME/contrastive`).
-    use_cache: False re-parses the text files and writes no cache.
+    use_cache: False neither reads nor writes the `.npz` cache file.
 
   Returns:
     Examples {'x': float32 [window, 6], 'label': int32, 'subject': int32,

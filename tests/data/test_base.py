@@ -48,6 +48,10 @@ def test_index_errors():
     ds.get_batch([0.5])
   with pytest.raises(TypeError, match="int"):
     ds["a"]
+  with pytest.raises(TypeError, match="int"):
+    ds[1.0]
+  np.testing.assert_array_equal(ds[np.int64(2)]["index"], 2)
+  np.testing.assert_array_equal(ds[np.array(3)]["index"], 3)
 
 
 def test_construction_errors():
