@@ -1,4 +1,4 @@
-"""Tests of contrastive.losses.kernels against hand-computed values and NumPy."""
+"""Tests of contrastive.losses.kernels: hand-computed values, NumPy."""
 from __future__ import annotations
 
 import math
@@ -12,7 +12,7 @@ from contrastive.losses import kernels
 
 # Three 2-D conditions with easy geometry: squared distances 1, 4 and 5.
 C3 = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
-# Three 2-D conditions with easy inner products: <0,1> = 1, <0,2> = 0, <1,2> = 2.
+# Three 2-D conditions with inner products <0,1> = 1, <0,2> = 0, <1,2> = 2.
 D3 = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 2.0]])
 
 
