@@ -1,0 +1,148 @@
+"""What every method's config shares: datasets, sizes, optimizer, mesh.
+
+A method's file (configs/simclr.py, configs/moco.py, ...) calls
+`base_config(arg)` and sets `method` and `loss`. `arg` names the dataset and,
+optionally, a size, separated by a comma:
+
+  configs/moco.py:fashion_mnist          # the full recipe
+  configs/moco.py:fashion_mnist,small    # a few minutes on a laptop CPU
+  configs/moco.py:uci_hapt,tiny          # seconds: for tests and smoke runs
+
+Any field can then be overridden on the command line, e.g.
+`--config.train.batch_size=512 --config.loss.temperature=0.1`.
+"""
+from __future__ import annotations
+
+import ml_collections
+
+SIZES = ("full", "small", "tiny")
+
+# Per dataset: its reader, its augmentation recipe and its default encoder.
+# Why these recipes: see contrastive/augment/presets.py.
+DATASETS = {
+    "fashion_mnist": dict(
+        data=dict(name="fashion_mnist"),
+        augment=dict(name="simclr", image_size=28, crop_scale=(0.2, 1.0)),
+        model=dict(name="resnet18", stem="cifar", width=64),
+        nuisance=None,
+    ),
+    "cifar10": dict(
+        data=dict(name="cifar10"),
+        augment=dict(name="simclr", image_size=32),
+        model=dict(name="resnet18", stem="cifar", width=64),
+        nuisance=None,
+    ),
+    "cifar100": dict(
+        data=dict(name="cifar100"),
+        augment=dict(name="simclr", image_size=32),
+        model=dict(name="resnet18", stem="cifar", width=64),
+        nuisance=None,
+    ),
+    "stl10": dict(
+        data=dict(name="stl10", image_size=96),
+        augment=dict(name="mocov2", image_size=96),
+        model=dict(name="resnet50", stem="imagenet", width=64),
+        nuisance=None,
+    ),
+    "imagenet2012": dict(
+        data=dict(name="imagenet2012", image_size=224),
+        augment=dict(name="mocov2", image_size=224),
+        model=dict(name="resnet50", stem="imagenet", width=64),
+        nuisance=None,
+    ),
+    "fsdd": dict(
+        data=dict(name="fsdd"),
+        augment=dict(name="audio_default"),
+        model=dict(name="audio_cnn", width=32, depth=4),
+        nuisance="speaker",
+    ),
+    "uci_hapt": dict(
+        data=dict(name="uci_hapt"),
+        augment=dict(name="sensor_default"),
+        model=dict(name="sensor_resnet1d", width=64, depth=3),
+        nuisance="subject",
+    ),
+}
+
+# Smaller encoders for the small and tiny sizes (same architecture family).
+_SMALL_MODEL = {
+    "resnet18": dict(width=16), "resnet50": dict(width=16),
+    "audio_cnn": dict(width=16), "sensor_resnet1d": dict(width=32),
+}
+_TINY_MODEL = {
+    "resnet18": dict(width=4), "resnet50": dict(width=4),
+    "audio_cnn": dict(width=4, depth=2), "sensor_resnet1d": dict(width=8, depth=2),
+}
+
+
+def parse_arg(arg: str | None) -> tuple[str, str]:
+  """'fsdd,small' -> ('fsdd', 'small'); the default is fashion_mnist, full."""
+  parts = [p for p in (arg or "fashion_mnist").split(",") if p]
+  dataset = parts[0]
+  size = parts[1] if len(parts) > 1 else "full"
+  if dataset not in DATASETS:
+    raise ValueError(
+        f"Unknown dataset {dataset!r} in the config argument; valid datasets:"
+        f" {', '.join(DATASETS)}.")
+  if size not in SIZES or len(parts) > 2:
+    raise ValueError(
+        f"config argument {arg!r} must be 'DATASET' or 'DATASET,SIZE' with"
+        f" SIZE in {', '.join(SIZES)}.")
+  return dataset, size
+
+
+def base_config(arg: str | None) -> ml_collections.ConfigDict:
+  """Everything but `method` and `loss`, for the dataset and size in `arg`."""
+  dataset, size = parse_arg(arg)
+  preset = DATASETS[dataset]
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+  config.dataset = dataset
+  config.size = size
+  config.num_views = 2
+  config.data = dict(preset["data"])
+  config.augment = dict(preset["augment"])
+  model = dict(preset["model"], projection_dims=(512, 128))
+  if size == "small":
+    model.update(_SMALL_MODEL.get(model["name"], {}), projection_dims=(256, 64))
+  if size == "tiny":
+    model.update(_TINY_MODEL.get(model["name"], {}), projection_dims=(16, 8))
+  config.model = model
+
+  config.optimizer = dict(
+      name="lars", learning_rate=0.3, lr_scaling="linear", warmup_steps=500,
+      weight_decay=1e-6, momentum=0.9)
+  config.train = dict(
+      batch_size=512, num_epochs=200, num_steps=0, log_every=50,
+      checkpoint_every=1000, keep_checkpoints=3, eval_every=5000,
+      progress=True)
+  config.eval = dict(
+      batch_size=1024, knn_k=20, knn_temperature=0.07,
+      max_train_examples=None, max_test_examples=None,
+      monitor_train_examples=10000, monitor_test_examples=2000,
+      alignment_examples=512, nuisance=preset["nuisance"],
+      linear_probe=dict())
+  # MoCo's queue and momentum encoder (used when method == 'moco').
+  config.moco = dict(queue_size=16384, momentum_start=0.99,
+                     momentum_end=0.999, queue_init="empty")
+  # (data, model): -1 takes every remaining device; kernels with at least
+  # shard_min_size elements are split over `model` when it is > 1.
+  config.mesh = dict(shape=(-1, 1), shard_min_size=2**18)
+
+  if size == "small":
+    config.optimizer.update(name="adamw", learning_rate=1e-3, lr_scaling="none",
+                            warmup_steps=50, weight_decay=1e-4)
+    config.train.update(batch_size=256, num_epochs=0, num_steps=400,
+                        log_every=20, checkpoint_every=200, eval_every=0)
+    config.eval.update(max_train_examples=20000, max_test_examples=5000)
+    config.moco.update(queue_size=4096)
+  if size == "tiny":
+    config.optimizer.update(name="adamw", learning_rate=1e-3, lr_scaling="none",
+                            warmup_steps=1, weight_decay=1e-4)
+    config.train.update(batch_size=16, num_epochs=0, num_steps=4, log_every=1,
+                        checkpoint_every=2, eval_every=0, progress=False)
+    config.eval.update(batch_size=64, max_train_examples=256,
+                       max_test_examples=128, alignment_examples=32,
+                       linear_probe=dict(num_epochs=5))
+    config.moco.update(queue_size=64)
+  return config

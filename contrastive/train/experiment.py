@@ -1,0 +1,177 @@
+"""Builds everything a run needs from its config, and the initial state.
+
+`build_experiment(config)` validates the config at start-up (unknown loss,
+method, model, dataset or augmentation names fail here, with the valid
+names), loads the data, and binds the model, augmentation, objective and
+optimizer into the static `StepDeps` of the train step. `init_state` and
+`compile_train_step` then place the state and the step on the mesh.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from contrastive import augment as augment_lib
+from contrastive import data as data_lib
+from contrastive import models as models_lib
+from contrastive.negatives import queue as queue_lib
+from contrastive.train import mesh as mesh_lib
+from contrastive.train.objectives import build_objective
+from contrastive.train.optimizer import build_optimizer
+from contrastive.train.schedules import momentum_schedule
+from contrastive.train.state import TrainState
+from contrastive.train.step import StepDeps, train_step
+
+
+@dataclasses.dataclass
+class Experiment:
+  """The static parts of a run (everything but the train state)."""
+
+  config: Any
+  train_data: Any
+  test_data: Any
+  deps: StepDeps
+  preprocess: Any          # one raw example -> model input, for evaluation
+  mesh: Any
+  batch_size: int          # global
+  num_steps: int
+  lr_schedule: Any
+
+  @property
+  def process_batch_size(self) -> int:
+    return self.batch_size // jax.process_count()
+
+  def train_iterator(self):
+    return data_lib.BatchIterator(
+        self.train_data, batch_size=self.batch_size,
+        seed=self.config.seed, shuffle=True, drop_remainder=True,
+        process_index=jax.process_index(),
+        process_count=jax.process_count())
+
+
+def _num_steps(config, num_examples: int) -> int:
+  train = config.train
+  if train.get("num_steps"):
+    return int(train.num_steps)
+  return int(train.num_epochs * (num_examples // train.batch_size))
+
+
+def build_experiment(config, *, devices=None) -> Experiment:
+  """Validates `config` and builds the static parts of the run."""
+  objective = build_objective(config.loss, config.method)
+  model = models_lib.build_model(config.model)
+  augment = augment_lib.build_augment(config.augment)
+  # Evaluation sees un-augmented inputs (uint8 images become [0, 1] floats).
+  preprocess = augment_lib.build_augment({"name": "none"}).view_fn(0)
+  batch_size = int(config.train.batch_size)
+  if batch_size % jax.process_count():
+    raise ValueError(
+        f"config.train.batch_size={batch_size} must be divisible by the"
+        f" number of processes ({jax.process_count()}).")
+  mesh = mesh_lib.make_mesh(config.mesh.shape, devices=devices)
+  data_size = mesh.shape[mesh_lib.DATA_AXIS]
+  if batch_size % data_size:
+    raise ValueError(
+        f"config.train.batch_size={batch_size} must be divisible by the"
+        f" mesh's data axis ({data_size} devices).")
+  train_data = data_lib.build_dataset(config.data, "train")
+  test_data = data_lib.build_dataset(config.data, "test")
+  num_steps = _num_steps(config, len(train_data))
+  tx, lr_schedule = build_optimizer(
+      config.optimizer, batch_size=batch_size, num_steps=num_steps)
+  momentum = None
+  if config.method == "moco":
+    moco = config.moco
+    if moco.queue_size % batch_size:
+      raise ValueError(
+          f"config.moco.queue_size={moco.queue_size} must be a multiple of the"
+          f" global batch size {batch_size}; choose queue_size = m *"
+          f" {batch_size}.")
+    momentum = momentum_schedule(moco.momentum_start, moco.momentum_end,
+                                 num_steps)
+  deps = StepDeps(
+      model=model, tx=tx, augment=augment, objective=objective,
+      spec_transform=augment.spec_transform,
+      momentum=momentum, num_views=int(config.get("num_views", 2)),
+      use_predictor=bool(config.model.get("predictor_dims")),
+  )
+  return Experiment(
+      config=config, train_data=train_data, test_data=test_data, deps=deps,
+      preprocess=preprocess, mesh=mesh, batch_size=batch_size,
+      num_steps=num_steps, lr_schedule=lr_schedule)
+
+
+def _init_state(rng: jax.Array, example_x: jax.Array, *, exp: Experiment
+                ) -> TrainState:
+  deps = exp.deps
+  init_rng, aug_rng, queue_rng, state_rng = jax.random.split(rng, 4)
+  views = augment_lib.make_views(aug_rng, example_x, deps.augment,
+                                 num_views=deps.num_views)
+  x = views.reshape((-1,) + views.shape[2:])
+  variables = deps.model.init({"params": init_rng}, x, train=False)
+  params = variables["params"]
+  batch_stats = variables.get("batch_stats", {})
+  momentum_params = momentum_batch_stats = queue = None
+  if exp.config.method == "moco":
+    momentum_params = jax.tree.map(jnp.copy, params)
+    momentum_batch_stats = jax.tree.map(jnp.copy, batch_stats)
+    out = deps.model.apply(variables, x, train=False)
+    dim = out["projection"].shape[-1]
+    moco = exp.config.moco
+    queue = queue_lib.init_queue(
+        moco.queue_size, dim,
+        rng=queue_rng if moco.get("queue_init", "empty") == "random" else None)
+  return TrainState(
+      step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
+      opt_state=deps.tx.init(params), rng=state_rng,
+      momentum_params=momentum_params,
+      momentum_batch_stats=momentum_batch_stats, queue=queue)
+
+
+def _example_input(exp: Experiment) -> np.ndarray:
+  data_size = exp.mesh.shape[mesh_lib.DATA_AXIS]
+  return np.asarray(exp.train_data.get_batch(np.arange(data_size))["x"])
+
+
+def state_shardings(exp: Experiment, abstract_state: TrainState) -> Any:
+  """Large kernels over `model`, everything else replicated (config.mesh)."""
+  return mesh_lib.tree_shardings(
+      abstract_state, exp.mesh, int(exp.config.mesh.get("shard_min_size", 2**18)))
+
+
+def abstract_state(exp: Experiment) -> TrainState:
+  return jax.eval_shape(
+      functools.partial(_init_state, exp=exp),
+      jax.random.PRNGKey(0), _example_input(exp))
+
+
+def init_state(exp: Experiment) -> tuple[TrainState, Any]:
+  """Returns the sharded initial state and its shardings."""
+  example = _example_input(exp)
+  rng = jax.random.PRNGKey(exp.config.seed)
+  shapes = jax.eval_shape(functools.partial(_init_state, exp=exp), rng, example)
+  shardings = state_shardings(exp, shapes)
+  init = jax.jit(functools.partial(_init_state, exp=exp),
+                 out_shardings=shardings)
+  return init(rng, example), shardings
+
+
+def compile_train_step(exp: Experiment, shardings: Any):
+  """`jax.jit` of the step over the mesh: batch split on `data`, state
+  donated (updated in place), metrics replicated."""
+  return jax.jit(
+      functools.partial(train_step, deps=exp.deps),
+      in_shardings=(shardings, mesh_lib.batch_sharding(exp.mesh)),
+      out_shardings=(shardings, mesh_lib.replicated(exp.mesh)),
+      donate_argnums=(0,),
+  )
+
+
+def config_summary(config: Mapping[str, Any]) -> str:
+  return (f"method={config['method']} loss={config['loss']['name']}"
+          f" data={config['data']['name']} model={config['model']['name']}")

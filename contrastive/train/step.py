@@ -1,0 +1,139 @@
+"""The training step: a module-level pure function of (state, batch).
+
+`train_step` takes everything it depends on through `deps`, a frozen
+dataclass of static objects (the model, the optimizer, the augmentation, the
+objective), so that `jax.jit(functools.partial(train_step, deps=deps))`
+compiles one program for the global batch. Augmentation runs inside the step,
+on device, from the state's rng: a resumed run replays the same views.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from contrastive.augment import make_views
+from contrastive.negatives import queue as queue_lib
+from contrastive.train.objectives import Objective, Projections
+from contrastive.train.state import TrainState
+
+Array = jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class StepDeps:
+  """The static dependencies of `train_step`.
+
+  Attributes:
+    model: the Flax module (`contrastive.models.build_model`).
+    tx: the optax optimizer.
+    augment: the per-example augmentation (`contrastive.augment`).
+    objective: the loss bound to its hyperparameters.
+    spec_transform: per-example spectrogram augmentation for audio models
+      (applied inside the model, after its log-mel front end), or None.
+    momentum: step -> EMA coefficient of the momentum encoder (MoCo), or None.
+    num_views: views per example.
+    use_predictor: use the online model's `prediction` output as the queries
+      (MoCo v3 / BYOL-style asymmetric heads).
+  """
+
+  model: nn.Module
+  tx: optax.GradientTransformation
+  augment: Any
+  objective: Objective
+  spec_transform: Callable[..., Array] | None = None
+  momentum: Callable[[Array], Array] | None = None
+  num_views: int = 2
+  use_predictor: bool = False
+
+
+def _forward(deps: StepDeps, params, batch_stats, x, rng, train: bool):
+  """Applies the model to `[m, ...]` inputs; returns (outputs, batch_stats)."""
+  variables = {"params": params}
+  if batch_stats:
+    variables["batch_stats"] = batch_stats
+  kwargs = {}
+  if deps.spec_transform is not None:
+    kwargs["spec_transform"] = deps.spec_transform
+  spec_rng, dropout_rng = jax.random.split(rng)
+  rngs = {"spec_augment": spec_rng, "dropout": dropout_rng}
+  if train and batch_stats:
+    outputs, updates = deps.model.apply(
+        variables, x, train=True, mutable=["batch_stats"], rngs=rngs,
+        **kwargs)
+    return outputs, updates["batch_stats"]
+  outputs = deps.model.apply(variables, x, train=train, rngs=rngs, **kwargs)
+  return outputs, batch_stats
+
+
+def _split_views(x: Array, num_views: int) -> Array:
+  return x.reshape((num_views, x.shape[0] // num_views) + x.shape[1:])
+
+
+def train_step(
+    state: TrainState, batch: Mapping[str, Array], *, deps: StepDeps
+) -> tuple[TrainState, dict[str, Array]]:
+  """One optimizer step on a global batch.
+
+  Args:
+    state: the train state.
+    batch: the global batch, `{'x': [b, ...], 'label': [b], ...}`.
+    deps: the static dependencies (bind with functools.partial).
+
+  Returns:
+    The new state and a dict of scalar metrics (loss, the loss's aux, the
+    learning-rate-free gradient norm, and the EMA coefficient for MoCo).
+  """
+  rng, view_rng, model_rng, key_rng = jax.random.split(state.rng, 4)
+  views = make_views(view_rng, batch["x"], deps.augment,
+                     num_views=deps.num_views)              # [v, b, ...]
+  flat_views = views.reshape((-1,) + views.shape[2:])       # [v * b, ...]
+
+  momentum_proj = None
+  momentum_batch_stats = state.momentum_batch_stats
+  if state.momentum_params is not None:
+    key_out, momentum_batch_stats = _forward(
+        deps, state.momentum_params, state.momentum_batch_stats, flat_views,
+        key_rng, train=True)
+    momentum_proj = jax.lax.stop_gradient(
+        _split_views(key_out["projection"], deps.num_views))
+
+  negatives = negative_mask = None
+  if state.queue is not None:
+    negatives = state.queue.keys
+    b = batch["x"].shape[0]
+    negative_mask = jnp.broadcast_to(state.queue.valid, (b,) + state.queue.valid.shape)
+
+  def loss_fn(params):
+    out, new_batch_stats = _forward(deps, params, state.batch_stats,
+                                    flat_views, model_rng, train=True)
+    head = "prediction" if deps.use_predictor else "projection"
+    proj = Projections(online=_split_views(out[head], deps.num_views),
+                       momentum=momentum_proj)
+    loss, aux = deps.objective(proj, batch, negatives=negatives,
+                               negative_mask=negative_mask)
+    return loss, (aux, new_batch_stats)
+
+  (loss, (aux, batch_stats)), grads = jax.value_and_grad(
+      loss_fn, has_aux=True)(state.params)
+  updates, opt_state = deps.tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+
+  metrics = {"loss": loss, "grad_norm": optax.global_norm(grads), **aux}
+  new_fields = dict(step=state.step + 1, params=params,
+                    batch_stats=batch_stats, opt_state=opt_state, rng=rng)
+  if state.momentum_params is not None:
+    m = deps.momentum(state.step)
+    new_fields["momentum_params"] = jax.tree.map(
+        lambda k, q: m * k + (1.0 - m) * q, state.momentum_params, params)
+    new_fields["momentum_batch_stats"] = momentum_batch_stats
+    metrics["ema_momentum"] = m
+  if state.queue is not None:
+    # Keys of the second view are the next negatives (MoCo: the keys that
+    # were the positives of this step), in the global batch's order.
+    new_fields["queue"] = queue_lib.enqueue(state.queue, momentum_proj[1])
+  return state.replace(**new_fields), metrics

@@ -1,0 +1,46 @@
+r"""Trains and evaluates one configuration.
+
+  python -m launch.main --config=configs/simclr.py:fashion_mnist,small \
+      --workdir=/tmp/simclr_fmnist --config.train.num_steps=200
+
+Re-running the same command resumes from the workdir's latest checkpoint.
+On a cluster, `launch/slurm.sh` and `launch/tpu_vm.sh` start one process per
+host with `--distributed`, which initialises `jax.distributed` from the
+environment (SLURM and Cloud TPU are detected automatically).
+"""
+from __future__ import annotations
+
+import json
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Config file, e.g. configs/moco.py:fashion_mnist,small.",
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, metrics, results.")
+_DISTRIBUTED = flags.DEFINE_bool(
+    "distributed", False,
+    "Join a multi-host run (contrastive.train.distributed): SLURM, Cloud TPU,"
+    " or JAX_COORDINATOR_ADDRESS/JAX_NUM_PROCESSES/JAX_PROCESS_ID.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  del argv
+  import jax  # pylint: disable=g-import-not-at-top
+  if _DISTRIBUTED.value:
+    from contrastive.train.distributed import initialize_from_env  # pylint: disable=g-import-not-at-top
+    initialize_from_env()
+  from contrastive.train.loop import train_and_evaluate  # pylint: disable=g-import-not-at-top
+  logging.info("process %d/%d, %d devices", jax.process_index(),
+               jax.process_count(), jax.device_count())
+  results = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  if jax.process_index() == 0:
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+  app.run(main)
