@@ -9,7 +9,7 @@ Example:
   from contrastive import data
   train = data.build_dataset({"name": "fsdd"}, "train")
   it = data.BatchIterator(train, batch_size=64, seed=0)
-  batch = next(it)  # {'x': [64, 8000, 1], 'label': [64], 'index': [64], ...}
+  batch = next(it)  # {'x': [64, 8000], 'label': [64], 'index': [64], ...}
 """
 from contrastive.data.base import ArrayDataset
 from contrastive.data.base import Dataset

@@ -4,7 +4,7 @@ Jackson et al., "Free Spoken Digit Dataset" (github.com/Jakobovski/
 free-spoken-digit-dataset): `recordings/{digit}_{speaker}_{index}.wav`, mono
 8 kHz PCM, plus `speakers.json` (speaker metadata, optional here).
 
-Each clip becomes a fixed-length float32 [clip_samples, 1] array: samples are
+Each clip becomes a fixed-length float32 [clip_samples] waveform: samples are
 scaled to [-1, 1] (int16 / 32768), LEFT-ALIGNED, zero-padded after the end of
 a shorter clip, and a longer clip keeps its first `clip_samples` samples (20
 of the 3,000 clips exceed 1 s). 'length' holds the number of real samples,
@@ -123,7 +123,7 @@ def load_fsdd(
     held_out_speaker: a speaker name (e.g. 'theo') for leave-one-speaker-out.
 
   Returns:
-    Examples {'x': float32 [clip_samples, 1], 'label': int32 digit,
+    Examples {'x': float32 [clip_samples], 'label': int32 digit,
     'speaker': int32, 'length': int32, 'index': int32}; 'speaker' and
     'length' are in `info.metadata_names`.
 
@@ -153,14 +153,14 @@ def load_fsdd(
       is_test = lo <= index <= hi
     if is_test == (split == "test"):
       selected.append((path, digit, speakers.index(speaker)))
-  x = np.zeros((len(selected), clip_samples, 1), np.float32)
+  x = np.zeros((len(selected), clip_samples), np.float32)
   lengths = np.zeros(len(selected), np.int32)
   for row, (path, _, _) in enumerate(selected):
     audio, rate = read_wav(path)
     if rate != sample_rate:
       raise ValueError(f"{path}: sample rate {rate} Hz, expected"
                        f" sample_rate={sample_rate}.")
-    x[row, :, 0], lengths[row] = fit_length(audio, clip_samples)
+    x[row], lengths[row] = fit_length(audio, clip_samples)
   speaker_info = {}
   if (folder / "speakers.json").is_file():
     try:
@@ -170,7 +170,7 @@ def load_fsdd(
                        f" Get it again from {WHERE_TO_GET}.") from e
   info = base.DatasetInfo(
       name="fsdd", split=split, modality="audio", num_classes=10,
-      class_names=CLASS_NAMES, input_shape=(clip_samples, 1),
+      class_names=CLASS_NAMES, input_shape=(clip_samples,),
       input_dtype="float32", metadata_names=("speaker", "length"),
       extras={"speakers": speakers, "speaker_info": speaker_info,
               "sample_rate": sample_rate, "data_dir": str(folder),

@@ -46,7 +46,7 @@ def test_real_official_split(real_splits):
   assert len(train.info.extras["speakers"]) == 6
   for ds, per_speaker in ((train, 450), (test, 50)):
     batch = ds.get_batch(np.arange(len(ds)))
-    assert batch["x"].shape == (len(ds), 8000, 1)
+    assert batch["x"].shape == (len(ds), 8000)
     assert batch["x"].dtype == np.float32
     assert np.abs(batch["x"]).max() <= 1.0
     np.testing.assert_array_equal(np.bincount(batch["speaker"]),
@@ -55,7 +55,7 @@ def test_real_official_split(real_splits):
                                   [len(ds) // 10] * 10)
     # Left-aligned: everything after `length` is padding.
     t = np.arange(8000)[None, :]
-    assert np.all(batch["x"][..., 0][t >= batch["length"][:, None]] == 0)
+    assert np.all(batch["x"][t >= batch["length"][:, None]] == 0)
     assert batch["length"].min() > 0 and batch["length"].max() <= 8000
   assert train.info.modality == "audio" and train.info.num_classes == 10
   assert set(train.info.metadata_names) == {"speaker", "length"}
@@ -85,7 +85,7 @@ def test_synthetic_values_padding_and_crop(tiny_fsdd):
       expected = np.zeros(16, np.float32)
       kept = raw[:16]
       expected[:len(kept)] = kept / 32768.0
-      np.testing.assert_array_equal(ex["x"][:, 0], expected)
+      np.testing.assert_array_equal(ex["x"], expected)
       assert int(ex["length"]) == min(len(raw), 16)
       assert int(ex["index"]) == i
 
