@@ -24,8 +24,8 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from contrastive.losses import debiased
-from contrastive.losses import infonce
+from contrastive.losses.debiased import hard_negative_infonce
+from contrastive.losses.infonce import infonce
 
 _TEMPERATURE = 0.2
 _TAU_PLUS = 0.1
@@ -34,12 +34,12 @@ _BETA = 1.0
 
 def _loss_fns(chunk_size: int) -> dict[str, Callable[..., jax.Array]]:
   def nce(streaming):
-    return lambda z1, z2, queue: infonce.infonce(
+    return lambda z1, z2, queue: infonce(
         z1, z2, temperature=_TEMPERATURE, negatives=queue,
         streaming=streaming, chunk_size=chunk_size)[0]
 
   def hcl(streaming):
-    return lambda z1, z2, queue: debiased.hard_negative_infonce(
+    return lambda z1, z2, queue: hard_negative_infonce(
         z1, z2, temperature=_TEMPERATURE, tau_plus=_TAU_PLUS, beta=_BETA,
         negatives=queue, streaming=streaming, chunk_size=chunk_size)[0]
 

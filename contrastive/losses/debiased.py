@@ -22,7 +22,12 @@ import jax
 import jax.numpy as jnp
 
 from contrastive.losses import _common
-from contrastive.losses import infonce as infonce_lib
+from contrastive.losses.infonce import anchor_problems
+from contrastive.losses.infonce import check_pair_inputs
+from contrastive.losses.infonce import nce_from_log_negatives
+from contrastive.losses.infonce import reduce_anchors
+from contrastive.losses.infonce import solve
+from contrastive.losses.infonce import use_streaming
 
 Array = jax.Array
 
@@ -72,14 +77,14 @@ def _check_debiased(tau_plus: Any, beta: Any) -> None:
 def _debiased_loss(z1, z2, temperature, tau_plus, beta, negatives,
                    negative_mask, stop_gradient_weights, streaming,
                    chunk_size):
-  infonce_lib.check_pair_inputs(z1, z2, temperature, negatives,
+  check_pair_inputs(z1, z2, temperature, negatives,
                                 negative_mask, streaming, chunk_size)
   _check_debiased(tau_plus, beta)
-  stream = infonce_lib.use_streaming(streaming, negatives)
-  (problem,) = infonce_lib.anchor_problems(z1, z2, negatives, negative_mask)
+  stream = use_streaming(streaming, negatives)
+  (problem,) = anchor_problems(z1, z2, negatives, negative_mask)
   t = jnp.asarray(temperature, jnp.float32)
   scales = [1.0 / t] if beta is None else [(1.0 + beta) / t, beta / t]
-  out = infonce_lib.solve(problem, scales, streaming=stream,
+  out = solve(problem, scales, streaming=stream,
                           chunk_size=chunk_size)
   has = out.count > 0
   count = jnp.where(has, out.count, 1.0)
@@ -99,9 +104,9 @@ def _debiased_loss(z1, z2, temperature, tau_plus, beta, negatives,
   pos_logit = problem.pos_sim / t
   log_ng, clamped = log_debiased_negatives(log_r, pos_logit, count,
                                            tau_plus, t)
-  losses = infonce_lib.nce_from_log_negatives(log_ng, pos_logit, out.count)
+  losses = nce_from_log_negatives(log_ng, pos_logit, out.count)
   clamped_frac = jnp.sum(clamped & has) / jnp.maximum(jnp.sum(has), 1)
-  return infonce_lib.reduce_anchors([problem], [losses], [out],
+  return reduce_anchors([problem], [losses], [out],
                                     clamped_frac=clamped_frac)
 
 

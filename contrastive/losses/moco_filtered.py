@@ -17,8 +17,12 @@ import jax
 import jax.numpy as jnp
 
 from contrastive.losses import _common
-from contrastive.losses import infonce as infonce_lib
 from contrastive.losses import streaming as streaming_lib
+from contrastive.losses.infonce import anchor_problems
+from contrastive.losses.infonce import nce_from_log_negatives
+from contrastive.losses.infonce import reduce_anchors
+from contrastive.losses.infonce import solve
+from contrastive.losses.infonce import use_streaming
 
 Array = jax.Array
 
@@ -101,8 +105,8 @@ def filtered_infonce(
   _check_filter(top_k, threshold, jnp.shape(negatives)[0])
   _common.check_positive("temperature", temperature)
   streaming_lib.check_chunk_size(chunk_size)
-  stream = infonce_lib.use_streaming(streaming, negatives)
-  (problem,) = infonce_lib.anchor_problems(q, k, negatives)
+  stream = use_streaming(streaming, negatives)
+  (problem,) = anchor_problems(q, k, negatives)
   floor = None
   if top_k is not None:
     kth = streaming_lib.kth_largest_similarity(
@@ -114,11 +118,11 @@ def filtered_infonce(
     above = jnp.nextafter(jnp.float32(threshold), jnp.float32(jnp.inf))
     floor = jnp.full(problem.pos_sim.shape, above, jnp.float32)
   inv_t = 1.0 / jnp.asarray(temperature, jnp.float32)
-  out = infonce_lib.solve(problem, [inv_t], streaming=stream,
+  out = solve(problem, [inv_t], streaming=stream,
                           chunk_size=chunk_size, floor=floor)
-  losses = infonce_lib.nce_from_log_negatives(
+  losses = nce_from_log_negatives(
       out.log_sums[0], problem.pos_sim * inv_t, out.count)
-  return infonce_lib.reduce_anchors([problem], [losses], [out])
+  return reduce_anchors([problem], [losses], [out])
 
 
 def dual_view_moco(

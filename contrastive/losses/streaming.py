@@ -1,30 +1,23 @@
 """Log-sum-exp over a large bank of negatives without the `[m, k]` matrix.
 
-Every InfoNCE-family loss needs, per anchor `i`, log-sums of the form
+The InfoNCE family needs, per anchor `i`, `L_s[i] = log sum_{j allowed}
+exp(scale_s * <a_i, b_j>)` over a bank of `k` negatives (a MoCo queue of
+65,536 keys, say). Written directly, autodiff keeps the `[m, k]` similarities
+and softmax alive for the backward pass (256 MiB each at m = 1024, k = 65,536).
+The streamed form is a `jax.custom_vjp`: the forward pass scans the bank in
+chunks keeping a running maximum and rescaled sum per anchor (online
+log-sum-exp); the backward pass recomputes each chunk's similarities to
+accumulate the gradients for the anchors, the bank and the scales. Memory is
+`O(m * chunk_size)`; the price is one more matrix product.
 
-    L_s[i] = log sum_{j allowed} exp(scale_s * <a_i, b_j>)
-
-over a bank `b` of `k` negatives (a MoCo queue of 65,536 keys, say). Written
-directly, autodiff keeps the `[m, k]` similarity matrix (and its softmax) alive
-for the backward pass: 256 MiB per copy at m = 1024, k = 65,536. The streamed
-form below is a `jax.custom_vjp`: the forward pass scans the bank in chunks,
-keeping a running maximum and a rescaled running sum per anchor (the online
-log-sum-exp), and the backward pass recomputes each chunk's similarities to
-accumulate the gradients with respect to the anchors, the bank and the scales.
-Peak memory is `O(m * chunk_size)` instead of `O(m * k)`; the price is one
-more matrix product (the recomputation).
-
-An entry `(i, j)` is allowed when the optional boolean `mask[i, j]` is True and
-the similarity is at least the optional per-anchor `floor[i]`, which is how
-threshold and top-k filtering select negatives. An anchor with no allowed entry
-gets `L = -inf` and a zero gradient. `k` need not be a multiple of the chunk
-size: the bank is padded with masked rows.
-
-`negative_log_sums` is the entry point: it returns the same values (and
-gradients) in the dense form (`streaming=False`) and the streamed one.
+Entry `(i, j)` is allowed when the optional bool `mask[i, j]` is True and the
+similarity is at least the optional per-anchor `floor[i]` (threshold / top-k
+filtering). An anchor with no allowed entry gets `L = -inf` and zero gradient.
+`k` need not be a multiple of the chunk size (the bank is padded, masked).
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -93,7 +86,7 @@ def masked_logsumexp(x: Array, allowed: Array | None) -> Array:
 
   Rows without an allowed entry give -inf with a zero (not NaN) gradient.
   """
-  if allowed is None:
+  if allowed is None or allowed is True:
     return jax.nn.logsumexp(x, axis=-1)
   x = jnp.where(allowed, x, -jnp.inf)
   shift = jax.lax.stop_gradient(jnp.max(x, axis=-1, keepdims=True))
@@ -105,25 +98,28 @@ def masked_logsumexp(x: Array, allowed: Array | None) -> Array:
 
 
 def _allowed(sims: Array, mask: Array | None, floor: Array | None):
-  allowed = mask
+  """Bool array of allowed entries, or the constant True if all are."""
+  allowed = True if mask is None else mask
   if floor is not None:
-    above = sims >= floor[:, None]
-    allowed = above if allowed is None else allowed & above
+    allowed = allowed & (sims >= floor[:, None])
   return allowed
+
+
+def _stats(sims, allowed):
+  """Sum, max and count of the allowed similarities, per anchor."""
+  total = jnp.sum(jnp.where(allowed, sims, 0.0), axis=1)
+  top = jnp.max(jnp.where(allowed, sims, -jnp.inf), axis=1)
+  count = jnp.sum(jnp.broadcast_to(allowed, sims.shape), 1, jnp.float32)
+  return total, top, count
 
 
 def _dense(anchors, bank, scales, mask, floor) -> NegativeSums:
   sims = anchors @ bank.T
   allowed = _allowed(jax.lax.stop_gradient(sims), mask, floor)
-  log_sums = masked_logsumexp(scales[:, None, None] * sims, allowed)
-  sims = jax.lax.stop_gradient(sims)
-  if allowed is None:
-    count = jnp.full(sims.shape[:1], sims.shape[1], jnp.float32)
-    total, top = jnp.sum(sims, axis=1), jnp.max(sims, axis=1)
-  else:
-    count = jnp.sum(allowed, axis=1, dtype=jnp.float32)
-    total = jnp.sum(jnp.where(allowed, sims, 0.0), axis=1)
-    top = jnp.max(jnp.where(allowed, sims, -jnp.inf), axis=1)
+  # One [m, k] matrix per scale, not a stacked [S, m, k] one.
+  log_sums = jnp.stack([masked_logsumexp(scales[s] * sims, allowed)
+                        for s in range(scales.shape[0])])
+  total, top, count = _stats(jax.lax.stop_gradient(sims), allowed)
   return NegativeSums(log_sums, total / jnp.maximum(count, 1.0), top, count)
 
 
@@ -157,13 +153,11 @@ def _chunk(anchors, bank, mask, floor, index, layout: _Layout):
   start = index * layout.size
   rows = jax.lax.dynamic_slice_in_dim(bank, start, layout.size, axis=0)
   sims = anchors @ rows.T
-  allowed = None
   if mask is not None:
-    allowed = jax.lax.dynamic_slice_in_dim(mask, start, layout.size, axis=1)
+    mask = jax.lax.dynamic_slice_in_dim(mask, start, layout.size, axis=1)
   elif layout.padded:
-    allowed = (start + jnp.arange(layout.size) < layout.rows)[None, :]
-  allowed = _allowed(sims, allowed, floor)
-  return rows, sims, allowed
+    mask = (start + jnp.arange(layout.size) < layout.rows)[None, :]
+  return rows, sims, _allowed(sims, mask, floor)
 
 
 def _stream_forward(anchors, bank, scales, mask, floor, layout):
@@ -172,16 +166,10 @@ def _stream_forward(anchors, bank, scales, mask, floor, layout):
   def step(carry, index):
     run_max, run_sum, total, top, count = carry
     _, sims, allowed = _chunk(anchors, bank, mask, floor, index, layout)
-    logits = scales[:, None, None] * sims
-    if allowed is not None:
-      logits = jnp.where(allowed, logits, -jnp.inf)
-      count = count + jnp.sum(
-          jnp.broadcast_to(allowed, sims.shape), axis=1, dtype=jnp.float32)
-      total = total + jnp.sum(jnp.where(allowed, sims, 0.0), axis=1)
-      top = jnp.maximum(top, jnp.max(jnp.where(allowed, sims, -jnp.inf), 1))
-    else:
-      count = count + sims.shape[1]
-      total, top = total + jnp.sum(sims, 1), jnp.maximum(top, jnp.max(sims, 1))
+    logits = jnp.where(allowed, scales[:, None, None] * sims, -jnp.inf)
+    chunk_total, chunk_top, chunk_count = _stats(sims, allowed)
+    total, count = total + chunk_total, count + chunk_count
+    top = jnp.maximum(top, chunk_top)
     new_max = jnp.maximum(run_max, jnp.max(logits, axis=-1))
     shift = jnp.where(jnp.isfinite(new_max), new_max, 0.0)
     run_sum = run_sum * jnp.exp(run_max - shift) + jnp.sum(
@@ -211,9 +199,7 @@ def _stream_backward(res, log_sums_ct, chunk_size, needs):
   def step(carry, index):
     d_anchors, d_scales = carry
     rows, sims, allowed = _chunk(anchors, bank, mask, floor, index, layout)
-    logits = scales[:, None, None] * sims
-    if allowed is not None:
-      logits = jnp.where(allowed, logits, -jnp.inf)
+    logits = jnp.where(allowed, scales[:, None, None] * sims, -jnp.inf)
     # d log_sums[s, i] / d sims[i, j] = scales[s] * softmax_s[i, j].
     weighted = log_sums_ct[:, :, None] * jnp.exp(
         logits - safe_log_sums[:, :, None])
@@ -235,8 +221,9 @@ def _stream_backward(res, log_sums_ct, chunk_size, needs):
           d_scales if need_scales else None, None, None)
 
 
-def _make_streamed(chunk_size: int):
-  """A custom-VJP streamed log-sum-exp for one static chunk size."""
+@functools.lru_cache(maxsize=None)
+def _streamed_fn(chunk_size: int):
+  """The custom-VJP streamed form for one chunk size (cached: one jit cache)."""
 
   @jax.custom_vjp
   def streamed(anchors, bank, scales, mask, floor):
@@ -264,16 +251,6 @@ def _make_streamed(chunk_size: int):
 
   streamed.defvjp(fwd, bwd, symbolic_zeros=True)
   return streamed
-
-
-_STREAMED_BY_CHUNK: dict[int, object] = {}
-
-
-def _streamed_fn(chunk_size: int):
-  # One custom_vjp object per chunk size, so jit caches are reused.
-  if chunk_size not in _STREAMED_BY_CHUNK:
-    _STREAMED_BY_CHUNK[chunk_size] = _make_streamed(chunk_size)
-  return _STREAMED_BY_CHUNK[chunk_size]
 
 
 def negative_log_sums(
@@ -304,8 +281,9 @@ def negative_log_sums(
     and scales).
 
   Example:
-    >>> q = l2_normalize(jnp.ones((4, 8)))
-    >>> queue = l2_normalize(jax.random.normal(jax.random.key(0), (100, 8)))
+    >>> q = jnp.eye(4, 8)
+    >>> queue = jax.random.normal(jax.random.key(0), (100, 8))
+    >>> queue /= jnp.linalg.norm(queue, axis=1, keepdims=True)
     >>> out = negative_log_sums(q, queue, jnp.array([1 / 0.2]), streaming=True,
     ...                         chunk_size=32)
     >>> out.log_sums.shape
@@ -350,8 +328,7 @@ def kth_largest_similarity(
 
   def step(best, index):
     _, sims, allowed = _chunk(anchors, bank, mask, None, index, layout)
-    if allowed is not None:
-      sims = jnp.where(allowed, sims, -jnp.inf)
+    sims = jnp.where(allowed, sims, -jnp.inf)
     return jax.lax.top_k(jnp.concatenate([best, sims], axis=1), k)[0], None
 
   init = jnp.full((anchors.shape[0], k), -jnp.inf, jnp.float32)
