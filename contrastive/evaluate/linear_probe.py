@@ -40,19 +40,20 @@ Params = dict[str, Array]
 DEFAULT_LEARNING_RATES = {"adam": 1e-3, "sgd": 0.1}
 
 
-def _sgd(learning_rate: float, momentum: float) -> optax.GradientTransformation:
+def _sgd(learning_rate: Array, momentum: Array) -> optax.GradientTransformation:
   return optax.sgd(learning_rate, momentum=momentum)
 
 
 def _adam(
-    learning_rate: float, momentum: float
+    learning_rate: Array, momentum: Array
 ) -> optax.GradientTransformation:
   return optax.adam(learning_rate, b1=momentum)
 
 
 # Mini-batch optimisers by name: (learning_rate, momentum) -> optax optimiser.
+# Both arrive as traced scalars, so changing them does not recompile.
 MINIBATCH_OPTIMIZERS: dict[
-    str, Callable[[float, float], optax.GradientTransformation]
+    str, Callable[[Array, Array], optax.GradientTransformation]
 ] = {"adam": _adam, "sgd": _sgd}
 OPTIMIZERS = ("lbfgs",) + tuple(MINIBATCH_OPTIMIZERS)
 
@@ -125,8 +126,7 @@ def _fit_lbfgs(
 
 @functools.partial(
     jax.jit,
-    static_argnames=("optimizer", "num_epochs", "batch_size", "learning_rate",
-                     "momentum"),
+    static_argnames=("optimizer", "num_epochs", "batch_size"),
 )
 def _fit_minibatch(
     params: Params,
@@ -134,12 +134,12 @@ def _fit_minibatch(
     y: Array,
     weight_decay: Array,
     key: Array,
+    learning_rate: Array,
+    momentum: Array,
     *,
     optimizer: str,
     num_epochs: int,
     batch_size: int,
-    learning_rate: float,
-    momentum: float,
 ) -> Params:
   opt = MINIBATCH_OPTIMIZERS[optimizer](learning_rate, momentum)
   grad_fn = jax.grad(_objective)
@@ -167,7 +167,8 @@ def _fit_minibatch(
 
 def _accuracy(params: Params, x: Array, y: Array) -> float:
   predictions = jnp.argmax(x @ params["w"] + params["b"], axis=-1)
-  return float(jnp.mean(predictions == y))
+  # Counted in NumPy: a float32 mean would turn 0.59 into 0.5900000334.
+  return float(np.mean(np.asarray(predictions) == np.asarray(y)))
 
 
 def linear_probe(
@@ -211,7 +212,7 @@ def linear_probe(
       batch of each epoch is dropped).
     learning_rate: Adam/SGD step size; `None` picks
       `DEFAULT_LEARNING_RATES[optimizer]` (Adam 1e-3, SGD 0.1).
-    momentum: SGD momentum, or Adam's `b1`.
+    momentum: SGD momentum, or Adam's `b1`; in `[0, 1)`.
     standardize_eps: features whose training standard deviation is below this
       are only centred (not divided), so constant features stay finite.
     seed: seeds the Adam/SGD shuffling; L-BFGS starts from zeros and is
@@ -279,13 +280,14 @@ def linear_probe(
     if learning_rate is None:
       learning_rate = DEFAULT_LEARNING_RATES[optimizer]
     _checks.check_positive("learning_rate", learning_rate)
-    _checks.check_non_negative("momentum", momentum)
+    if not 0.0 <= momentum < 1.0:
+      raise ValueError(f"momentum must lie in [0, 1), got {momentum}.")
     batch_size = min(int(batch_size), x_train.shape[0])
     params = _fit_minibatch(
         params, x_train, y_train, decay, jax.random.key(seed),
-        optimizer=optimizer, num_epochs=int(num_epochs),
-        batch_size=batch_size, learning_rate=float(learning_rate),
-        momentum=float(momentum),
+        jnp.asarray(learning_rate, jnp.float32),
+        jnp.asarray(momentum, jnp.float32),
+        optimizer=optimizer, num_epochs=int(num_epochs), batch_size=batch_size,
     )
     num_steps = int(num_epochs) * (x_train.shape[0] // batch_size)
 

@@ -23,6 +23,7 @@ All three functions work under `jax.jit` and are differentiable.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -81,6 +82,54 @@ def alignment(
   return jnp.mean(jnp.power(sq_dist, alpha / 2))
 
 
+@functools.partial(
+    jax.jit, static_argnames=("normalize", "max_points", "chunk_size")
+)
+def _uniformity(
+    u: Array,
+    t: Array,
+    seed: Array,
+    *,
+    normalize: bool,
+    max_points: int | None,
+    chunk_size: int,
+) -> Array:
+  num_points = u.shape[0]
+  u = _prepare(u, normalize)
+  if max_points is not None and num_points > max_points:
+    subset = jax.random.choice(
+        jax.random.key(seed), num_points, (max_points,), replace=False
+    )
+    u = u[subset]
+    num_points = max_points
+
+  chunk = min(chunk_size, num_points)
+  num_chunks = -(-num_points // chunk)
+  padded = jnp.pad(u, ((0, num_chunks * chunk - num_points), (0, 0)))
+  sq_norms = jnp.sum(u * u, axis=-1)
+  columns = jnp.arange(num_points)
+
+  def block_logsumexp(start: Array) -> Array:
+    rows = jax.lax.dynamic_slice_in_dim(padded, start, chunk)
+    row_sq = jnp.sum(rows * rows, axis=-1)
+    dots = jnp.matmul(rows, u.T, precision=jax.lax.Precision.HIGHEST)
+    # Clamped: rounding can make the expanded square slightly negative.
+    sq_dist = jnp.maximum(row_sq[:, None] + sq_norms[None, :] - 2 * dots, 0.0)
+    row_ids = start + jnp.arange(chunk)
+    # Ordered pairs j != i (each distinct pair twice, same mean): every block
+    # then holds a finite entry, so neither its value nor its gradient is
+    # log(0). Rows past N are padding.
+    keep = (columns[None, :] != row_ids[:, None]) & (
+        row_ids[:, None] < num_points
+    )
+    return jax.nn.logsumexp(jnp.where(keep, -t * sq_dist, -jnp.inf))
+
+  starts = jnp.arange(num_chunks) * chunk
+  total = jax.nn.logsumexp(jax.lax.map(block_logsumexp, starts))
+  num_ordered_pairs = num_points * (num_points - 1)
+  return total - math.log(num_ordered_pairs)
+
+
 def uniformity(
     u: ArrayLike,
     *,
@@ -121,39 +170,11 @@ def uniformity(
   if max_points is not None:
     _checks.check_int_at_least("max_points", max_points, 2)
   _checks.check_int_at_least("chunk_size", chunk_size, 1)
-  u = _prepare(u, normalize)
-  if max_points is not None and num_points > max_points:
-    subset = jax.random.choice(
-        jax.random.key(seed), num_points, (max_points,), replace=False
-    )
-    u = u[subset]
-    num_points = max_points
-
-  chunk = min(chunk_size, num_points)
-  num_chunks = -(-num_points // chunk)
-  padded = jnp.pad(u, ((0, num_chunks * chunk - num_points), (0, 0)))
-  sq_norms = jnp.sum(u * u, axis=-1)
-  columns = jnp.arange(num_points)
-
-  def block_logsumexp(start: Array) -> Array:
-    rows = jax.lax.dynamic_slice_in_dim(padded, start, chunk)
-    row_sq = jnp.sum(rows * rows, axis=-1)
-    dots = jnp.matmul(rows, u.T, precision=jax.lax.Precision.HIGHEST)
-    # Clamped: rounding can make the expanded square slightly negative.
-    sq_dist = jnp.maximum(row_sq[:, None] + sq_norms[None, :] - 2 * dots, 0.0)
-    row_ids = start + jnp.arange(chunk)
-    # Ordered pairs j != i (each distinct pair twice, same mean): every block
-    # then holds a finite entry, so neither its value nor its gradient is
-    # log(0). Rows past N are padding.
-    keep = (columns[None, :] != row_ids[:, None]) & (
-        row_ids[:, None] < num_points
-    )
-    return jax.nn.logsumexp(jnp.where(keep, -t * sq_dist, -jnp.inf))
-
-  starts = jnp.arange(num_chunks) * chunk
-  total = jax.nn.logsumexp(jax.lax.map(block_logsumexp, starts))
-  num_ordered_pairs = num_points * (num_points - 1)
-  return total - math.log(num_ordered_pairs)
+  return _uniformity(
+      jnp.asarray(u), jnp.asarray(t, jnp.float32), jnp.asarray(seed),
+      normalize=bool(normalize), max_points=max_points,
+      chunk_size=int(chunk_size),
+  )
 
 
 class SimilarityDistribution(NamedTuple):
@@ -161,6 +182,26 @@ class SimilarityDistribution(NamedTuple):
 
   positive: Array
   negative: Array
+
+
+@functools.partial(jax.jit, static_argnames="num_negatives")
+def _similarity_distribution(
+    u1: Array, u2: Array, seed: Array, *, num_negatives: int
+) -> SimilarityDistribution:
+  n = u1.shape[0]
+  u1, u2 = _checks.l2_normalize(u1), _checks.l2_normalize(u2)
+  positive = jnp.sum(u1 * u2, axis=-1)
+  if num_negatives >= n * (n - 1):
+    sims = jnp.matmul(u1, u2.T, precision=jax.lax.Precision.HIGHEST)
+    rows, cols = np.nonzero(~np.eye(n, dtype=bool))  # static, jit-friendly
+    negative = sims[rows, cols]
+  else:
+    key_i, key_offset = jax.random.split(jax.random.key(seed))
+    i = jax.random.randint(key_i, (num_negatives,), 0, n)
+    # i + offset (mod n) with offset in [1, n) is uniform over j != i.
+    j = (i + jax.random.randint(key_offset, (num_negatives,), 1, n)) % n
+    negative = jnp.sum(u1[i] * u2[j], axis=-1)
+  return SimilarityDistribution(positive=positive, negative=negative)
 
 
 def similarity_distribution(
@@ -197,16 +238,7 @@ def similarity_distribution(
   n = jnp.shape(u1)[0]
   if n < 2:
     raise ValueError(f"Negative pairs need N >= 2 rows, got {n}.")
-  u1, u2 = _checks.l2_normalize(u1), _checks.l2_normalize(u2)
-  positive = jnp.sum(u1 * u2, axis=-1)
-  if num_negatives >= n * (n - 1):
-    sims = jnp.matmul(u1, u2.T, precision=jax.lax.Precision.HIGHEST)
-    rows, cols = np.nonzero(~np.eye(n, dtype=bool))  # static, jit-friendly
-    negative = sims[rows, cols]
-  else:
-    key_i, key_offset = jax.random.split(jax.random.key(seed))
-    i = jax.random.randint(key_i, (num_negatives,), 0, n)
-    # i + offset (mod n) with offset in [1, n) is uniform over j != i.
-    j = (i + jax.random.randint(key_offset, (num_negatives,), 1, n)) % n
-    negative = jnp.sum(u1[i] * u2[j], axis=-1)
-  return SimilarityDistribution(positive=positive, negative=negative)
+  return _similarity_distribution(
+      jnp.asarray(u1), jnp.asarray(u2), jnp.asarray(seed),
+      num_negatives=int(num_negatives),
+  )
