@@ -143,6 +143,6 @@ def base_config(arg: str | None) -> ml_collections.ConfigDict:
                         checkpoint_every=2, eval_every=0, progress=False)
     config.eval.update(batch_size=64, max_train_examples=256,
                        max_test_examples=128, alignment_examples=32,
-                       linear_probe=dict(num_epochs=5))
+                       linear_probe=dict(max_steps=20))
     config.moco.update(queue_size=64)
   return config

@@ -70,7 +70,7 @@ def final(exp, state) -> dict[str, Any]:
   """kNN and linear-probe accuracy on the test split, alignment/uniformity,
   and a probe of each nuisance variable (speaker, subject) if present."""
   cfg = exp.config.eval
-  nuisances = tuple(exp.train_data.info.metadata_names)
+  nuisances = (cfg.nuisance,) if cfg.get("nuisance") else ()
   train = _embed(exp, state, exp.train_data, cfg.get("max_train_examples"),
                  nuisances)
   test = _embed(exp, state, exp.test_data, cfg.get("max_test_examples"),
@@ -90,5 +90,5 @@ def final(exp, state) -> dict[str, Any]:
     nuisance = eval_lib.nuisance_probe(test["features"], test[name],
                                        seed=int(exp.config.seed))
     results[f"{name}_probe_accuracy"] = float(nuisance.accuracy)
-    results[f"{name}_chance_accuracy"] = float(nuisance.chance)
+    results[f"{name}_chance_accuracy"] = float(nuisance.chance_accuracy)
   return results

@@ -28,6 +28,9 @@ from contrastive.train.state import TrainState
 from contrastive.train.step import StepDeps, train_step
 
 
+QUEUE_METADATA = ("index", "label")
+
+
 @dataclasses.dataclass
 class Experiment:
   """The static parts of a run (everything but the train state)."""
@@ -123,8 +126,14 @@ def _init_state(rng: jax.Array, example_x: jax.Array, *, exp: Experiment
     out = deps.model.apply(variables, x, train=False)
     dim = out["projection"].shape[-1]
     moco = exp.config.moco
+    if moco.get("queue_init", "empty") not in ("empty", "random"):
+      raise ValueError(
+          f"config.moco.queue_init must be 'empty' or 'random', got"
+          f" {moco.queue_init!r}.")
+    # Each key's example index and label travel with it: the label gives the
+    # queue's false-negative rate, the index lets tests check the order.
     queue = queue_lib.init_queue(
-        moco.queue_size, dim,
+        moco.queue_size, dim, metadata=QUEUE_METADATA,
         rng=queue_rng if moco.get("queue_init", "empty") == "random" else None)
   return TrainState(
       step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import optax
 
 from contrastive.augment import make_views
+from contrastive.negatives import masks
 from contrastive.negatives import queue as queue_lib
 from contrastive.train.objectives import Objective, Projections
 from contrastive.train.state import TrainState
@@ -123,7 +124,7 @@ def train_step(
   updates, opt_state = deps.tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
 
-  metrics = {"loss": loss, "grad_norm": optax.global_norm(grads), **aux}
+  metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), **aux}
   new_fields = dict(step=state.step + 1, params=params,
                     batch_stats=batch_stats, opt_state=opt_state, rng=rng)
   if state.momentum_params is not None:
@@ -135,5 +136,9 @@ def train_step(
   if state.queue is not None:
     # Keys of the second view are the next negatives (MoCo: the keys that
     # were the positives of this step), in the global batch's order.
-    new_fields["queue"] = queue_lib.enqueue(state.queue, momentum_proj[1])
+    metrics["queue_false_negative_rate"] = masks.false_negative_rate(
+        batch["label"], state.queue.metadata["label"], state.queue.valid)
+    new_fields["queue"] = queue_lib.enqueue(
+        state.queue, momentum_proj[1],
+        **{k: batch[k] for k in state.queue.metadata})
   return state.replace(**new_fields), metrics
