@@ -80,7 +80,8 @@ def main() -> None:
         f"{os.getloadavg()[0]:.1f}")
 
   seed_first, seed_time, init = time_jax(
-      lambda: km.kmeans_plus_plus(rng, xj, args.k, spherical=False), args.repeats
+      lambda: km.kmeans_plus_plus(rng, xj, args.k, spherical=False),
+      args.repeats,
   )
   init_np = np.asarray(init)
   rows = []
@@ -116,18 +117,21 @@ def main() -> None:
 
   print(f"\nJAX k-means++ seeding alone: {seed_time:.3f} s "
         f"(first call {seed_first:.3f} s)\n")
-  header = f"{'run':32s} {'time s':>8s} {'s/iter':>8s} {'compile s':>10s} {'iters':>6s} {'inertia':>14s}"
+  header = (f"{'run':32s} {'time s':>8s} {'s/iter':>8s} {'compile s':>10s}"
+            f" {'iters':>6s} {'inertia':>14s}")
   print(header)
   print("-" * len(header))
   for name, t, compile_t, iters, inertia in rows:
     c = f"{compile_t:10.2f}" if compile_t is not None else f"{'-':>10s}"
-    print(f"{name:32s} {t:8.3f} {t / max(iters, 1):8.4f} {c} {iters:6d} {inertia:14.6g}")
+    print(f"{name:32s} {t:8.3f} {t / max(iters, 1):8.4f} {c} {iters:6d}"
+          f" {inertia:14.6g}")
 
   print("(own k-means++ rows include the seeding in time and s/iter)")
   agree = np.mean(np.asarray(same_j.assignments) == same_s.labels_)
   print(f"\nsame init: inertia ratio jax/sklearn = "
         f"{float(same_j.inertia) / same_s.inertia_:.5f}, identical assignments "
-        f"{100 * agree:.2f} %, speed-up sklearn/jax = {rows[1][1] / rows[0][1]:.2f}x")
+        f"{100 * agree:.2f} %, speed-up sklearn/jax = "
+        f"{rows[1][1] / rows[0][1]:.2f}x")
   print(f"own init:  inertia ratio jax/sklearn = "
         f"{float(own_j.inertia) / own_s.inertia_:.5f}, "
         f"speed-up sklearn/jax = {rows[3][1] / rows[2][1]:.2f}x")

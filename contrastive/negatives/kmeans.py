@@ -76,8 +76,9 @@ def _nearest(x: Array, centroids: Array, c_sq: Array) -> tuple[Array, Array]:
   best = jnp.min(partial, axis=1)
   # argmin through a min then an equality test: XLA's CPU argmin (a variadic
   # reduce) is several times slower; ties still go to the lowest index.
-  iota = jnp.arange(centroids.shape[0], dtype=jnp.int32)
-  index = jnp.min(jnp.where(partial == best[:, None], iota, centroids.shape[0]), 1)
+  k = centroids.shape[0]
+  iota = jnp.arange(k, dtype=jnp.int32)
+  index = jnp.min(jnp.where(partial == best[:, None], iota, k), axis=1)
   return index, jnp.maximum(best + jnp.sum(x * x, axis=1), 0.0)
 
 
@@ -110,7 +111,11 @@ def _assign_chunks(chunks: Array, pad: int, centroids: Array, with_sums: bool):
 
 
 def assign(
-    x: Array, centroids: Array, *, spherical: bool = True, chunk_size: int = 4096
+    x: Array,
+    centroids: Array,
+    *,
+    spherical: bool = True,
+    chunk_size: int = 4096,
 ) -> Array:
   """`[N]` int32 index of the nearest centroid of each point.
 
@@ -149,6 +154,7 @@ def kmeans_plus_plus(
     *,
     spherical: bool = True,
     num_local_trials: int | None = None,
+    chunk_size: int = 4096,
 ) -> Array:
   """k-means++ seeding (Arthur and Vassilvitskii, 2007): `[k, d]` centroids.
 
@@ -165,14 +171,22 @@ def kmeans_plus_plus(
     num_clusters: k, `1 <= k <= N`.
     spherical: seed on the unit sphere.
     num_local_trials: candidates per step (>= 1); None: `2 + floor(ln k)`.
+    chunk_size: points per distance block.
 
   Example:
     >>> init = kmeans_plus_plus(jax.random.key(0), x, 100, spherical=False)
   """
   _check_points(x)
   _check_num_clusters(num_clusters, x.shape[0])
+  _check_chunk(chunk_size)
   trials = _local_trials(num_local_trials, num_clusters)
-  return _kmeans_plus_plus_jit(rng, _prepare(x, spherical), num_clusters, trials)
+  return _seed_jit(rng, x, num_clusters, trials, spherical, chunk_size)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3, 4, 5))
+def _seed_jit(rng, x, num_clusters, trials, spherical, chunk_size):
+  chunks, pad = _chunk(_prepare(x, spherical), chunk_size)
+  return _kmeans_plus_plus(rng, chunks, pad, num_clusters, trials)
 
 
 def _local_trials(num_local_trials: int | None, num_clusters: int) -> int:
@@ -183,30 +197,48 @@ def _local_trials(num_local_trials: int | None, num_clusters: int) -> int:
   return num_local_trials
 
 
-@functools.partial(jax.jit, static_argnums=(2, 3))
-def _kmeans_plus_plus_jit(rng, x, num_clusters, trials):
-  n, d = x.shape
-  x_sq = jnp.sum(x * x, axis=1)
+def _kmeans_plus_plus(rng, chunks, pad, num_clusters, trials):
+  """k-means++ on `[m, c, d]` chunks whose last `pad` rows are padding."""
+  num_chunks, chunk, d = chunks.shape
+  n = num_chunks * chunk - pad
+  flat = chunks.reshape(-1, d)
+  x_sq = jnp.sum(chunks * chunks, axis=-1)  # [m, c]
+  is_real = (jnp.arange(num_chunks * chunk) < n).reshape(num_chunks, chunk)
+
+  def min_d2(d2, points):
+    """min(D^2, distance to each of `points`): `[m, c, L]`, chunk by chunk."""
+    p_sq = jnp.sum(points * points, axis=-1)
+
+    def one_chunk(args):
+      x, xs, old = args
+      # Block-wise products: XLA's CPU dot of all N rows against a few
+      # columns is several times slower than this loop over cache-sized tiles.
+      dist = xs[:, None] + p_sq[None, :] - 2.0 * (x @ points.T)
+      return jnp.minimum(old[:, None], jnp.maximum(dist, 0.0))
+
+    return jax.lax.map(one_chunk, (chunks, x_sq, d2))
+
   rng, first_rng = jax.random.split(rng)
-  first = jax.random.randint(first_rng, (), 0, n)
-  centroids = jnp.zeros((num_clusters, d), x.dtype).at[0].set(x[first])
-  d2 = jnp.maximum(x_sq + x_sq[first] - 2.0 * (x @ x[first]), 0.0)
+  first = flat[jax.random.randint(first_rng, (), 0, n)]
+  centroids = jnp.zeros((num_clusters, d), chunks.dtype).at[0].set(first)
+  # Padding rows get D^2 = 0: they are never drawn and add nothing.
+  d2 = min_d2(jnp.full(x_sq.shape, jnp.inf), first[None])[..., 0]
+  d2 = jnp.where(is_real, d2, 0.0)
 
   def body(i, carry):
     centroids, d2, rng = carry
     rng, sub = jax.random.split(rng)
     # Inverse-CDF draws of L candidates with probability ∝ D^2 (far cheaper on
     # CPU than Gumbel noise for all N points).
-    cdf = jnp.cumsum(d2)
+    cdf = jnp.cumsum(d2.reshape(-1))
     u = jax.random.uniform(sub, (trials,)) * cdf[-1]
     cand = jnp.minimum(jnp.searchsorted(cdf, u, side="right"), n - 1)
-    xc = x[cand]
-    dist = x_sq[:, None] + x_sq[cand][None, :] - 2.0 * (x @ xc.T)
-    new_d2 = jnp.minimum(d2[:, None], jnp.maximum(dist, 0.0))  # [N, L]
-    best = jnp.argmin(jnp.sum(new_d2, axis=0))
-    return centroids.at[i].set(xc[best]), new_d2[:, best], rng
+    new_d2 = min_d2(d2, flat[cand])  # [m, c, L]
+    best = jnp.argmin(jnp.sum(new_d2, axis=(0, 1)))
+    return centroids.at[i].set(flat[cand[best]]), new_d2[..., best], rng
 
-  centroids, _, _ = jax.lax.fori_loop(1, num_clusters, body, (centroids, d2, rng))
+  init = (centroids, d2, rng)
+  centroids, _, _ = jax.lax.fori_loop(1, num_clusters, body, init)
   return centroids
 
 
@@ -286,17 +318,17 @@ def _kmeans_jit(
 ):
   x = _prepare(x, spherical)
   n = x.shape[0]
+  chunks, pad = _chunk(x, chunk_size)
   if init == "kmeans++":
-    centroids = _kmeans_plus_plus_jit(rng, x, num_clusters, trials)
+    centroids = _kmeans_plus_plus(rng, chunks, pad, num_clusters, trials)
   elif init == "random":
     centroids = x[jax.random.choice(rng, n, (num_clusters,), replace=False)]
   else:
     centroids = _prepare(init_centroids, spherical)
-  chunks, pad = _chunk(x, chunk_size)
   tol_abs = tol * jnp.mean(jnp.var(x, axis=0))
 
   def update(centroids):
-    _, dist, sums, counts = _assign_chunks(chunks, pad, centroids, with_sums=True)
+    _, dist, sums, counts = _assign_chunks(chunks, pad, centroids, True)
     means = sums / jnp.maximum(counts, 1.0)[:, None]
     means = l2_normalize(means) if spherical else means
     empty = counts == 0
@@ -329,7 +361,9 @@ def _reseed_empty(means: Array, empty: Array, dist: Array, x: Array) -> Array:
 
 def _check_points(x: Array) -> None:
   if jnp.ndim(x) != 2 or x.shape[0] < 1:
-    raise ValueError(f"x must have rank 2 [N, d] with N >= 1, got {jnp.shape(x)}.")
+    raise ValueError(
+        f"x must have rank 2 [N, d] with N >= 1, got {jnp.shape(x)}."
+    )
 
 
 def _check_num_clusters(num_clusters: int, n: int) -> None:

@@ -79,7 +79,9 @@ def exclude_same_label(anchor_labels: Array, candidate_labels: Array) -> Array:
   return ~same_id(anchor_labels, candidate_labels)
 
 
-def exclude_same_cluster(anchor_clusters: Array, candidate_clusters: Array) -> Array:
+def exclude_same_cluster(
+    anchor_clusters: Array, candidate_clusters: Array
+) -> Array:
   """`[n, k]` mask dropping candidates in the anchor's cluster (ClusterNS).
 
   ClusterNS (Deng et al., 2023) treats in-batch pairs in the same k-means
@@ -186,7 +188,9 @@ def combine_masks(*masks: Array | None) -> Array:
   return out
 
 
-def ensure_min_negatives(mask: Array, min_count: int, fallback_mask: Array) -> Array:
+def ensure_min_negatives(
+    mask: Array, min_count: int, fallback_mask: Array
+) -> Array:
   """Replaces the rows of `mask` with too few allowed negatives by a fallback.
 
   MCL needs this: restricting negatives to the anchor's cluster leaves anchors
@@ -209,7 +213,8 @@ def ensure_min_negatives(mask: Array, min_count: int, fallback_mask: Array) -> A
   mask = jnp.asarray(mask)
   if mask.ndim != 2 or mask.dtype != jnp.bool_:
     raise ValueError(
-        f"mask must be a rank-2 [n, k] bool array, got {mask.shape} {mask.dtype}."
+        "mask must be a rank-2 [n, k] bool array, got"
+        f" {mask.shape} {mask.dtype}."
     )
   if min_count < 0:
     raise ValueError(f"min_count must be >= 0, got {min_count}.")

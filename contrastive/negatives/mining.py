@@ -120,7 +120,8 @@ def _topk_jit(q, candidates, mask, top_k, chunk):
     best_sim, best_idx = best
     offset, cand_chunk, mask_chunk = inputs
     sim = jnp.where(mask_chunk, q @ cand_chunk.T, -jnp.inf)
-    idx = jnp.broadcast_to(offset + jnp.arange(chunk, dtype=jnp.int32), sim.shape)
+    idx = offset + jnp.arange(chunk, dtype=jnp.int32)
+    idx = jnp.broadcast_to(idx, sim.shape)
     # The running best comes first, so ties keep the lower (earlier) index.
     all_sim = jnp.concatenate([best_sim, sim], axis=1)
     all_idx = jnp.concatenate([best_idx, idx], axis=1)
@@ -153,7 +154,9 @@ def topk_mask(
   Example:
     >>> mask = topk_mask(q, queue.keys, 4096, mask=queue.valid)
   """
-  hard = topk_hard_negatives(q, candidates, top_k, mask=mask, chunk_size=chunk_size)
+  hard = topk_hard_negatives(
+      q, candidates, top_k, mask=mask, chunk_size=chunk_size
+  )
   n, k = q.shape[0], candidates.shape[0]
   cols = jnp.where(hard.valid, hard.indices, k)  # k is out of range: dropped
   rows = jnp.broadcast_to(jnp.arange(n)[:, None], cols.shape)
@@ -179,8 +182,11 @@ def threshold_mask(
     >>> mask = threshold_mask(q, queue.keys, 0.3, mask=queue.valid)
   """
   _check_inputs(q, candidates, mask)
-  if not isinstance(threshold, jax.core.Tracer) and not -1.0 <= threshold <= 1.0:
-    raise ValueError(f"threshold is a cosine similarity in [-1, 1], got {threshold}.")
+  traced = isinstance(threshold, jax.core.Tracer)
+  if not traced and not -1.0 <= threshold <= 1.0:
+    raise ValueError(
+        f"threshold is a cosine similarity in [-1, 1], got {threshold}."
+    )
   sim = jax.lax.stop_gradient(l2_normalize(q) @ l2_normalize(candidates).T)
   out = sim >= threshold
   return out if mask is None else out & mask

@@ -152,10 +152,14 @@ def enqueue(queue: Queue, keys: Array, **metadata: Array) -> Queue:
     >>> queue = jax.jit(enqueue)(queue, keys, label=labels)
   """
   if jnp.ndim(keys) != 2:
-    raise ValueError(f"keys must have rank 2 [b, d], got shape {jnp.shape(keys)}.")
+    raise ValueError(
+        f"keys must have rank 2 [b, d], got shape {jnp.shape(keys)}."
+    )
   b, d = keys.shape
   if d != queue.dim:
-    raise ValueError(f"keys have dimension d={d}, the queue holds d={queue.dim}.")
+    raise ValueError(
+        f"keys have dimension d={d}, the queue holds d={queue.dim}."
+    )
   if queue.size % b:
     raise ValueError(
         f"queue size K={queue.size} must be a multiple of the global batch"
@@ -195,13 +199,24 @@ def enqueue(queue: Queue, keys: Array, **metadata: Array) -> Queue:
   )
 
 
-def queue_negative_mask(queue: Queue) -> Array:
-  """`[K]` bool: the rows that may be used as negatives (`queue.valid`).
+def queue_negative_mask(queue: Queue, num_anchors: int | None = None) -> Array:
+  """The rows that may be used as negatives: `queue.valid`.
 
-  Combine with per-anchor masks by broadcasting (`mask & valid[None, :]`) or
-  with `contrastive.negatives.masks.combine_masks`.
+  Args:
+    queue: the queue.
+    num_anchors: if given, n: the mask is broadcast to `[n, K]`, the shape the
+      losses' `negative_mask` takes in queue mode.
+
+  Returns:
+    `[K]` bool, or `[n, K]` with `num_anchors`.
+
+  Example:
+    >>> mask = queue_negative_mask(queue, num_anchors=q.shape[0])
+    >>> mask = mask & exclude_same_label(labels, queue.metadata['label'])
   """
-  return queue.valid
+  if num_anchors is None:
+    return queue.valid
+  return jnp.broadcast_to(queue.valid, (num_anchors, queue.size))
 
 
 def ordered_rows(queue: Queue, rows: Array) -> Array:
@@ -220,5 +235,5 @@ def ordered_keys(queue: Queue) -> Array:
 
 
 def ordered_metadata(queue: Queue) -> dict[str, Array]:
-  """The metadata arrays in the same oldest-to-newest order as `ordered_keys`."""
+  """The metadata arrays, oldest row first (the order of `ordered_keys`)."""
   return {name: ordered_rows(queue, v) for name, v in queue.metadata.items()}

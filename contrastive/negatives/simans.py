@@ -18,6 +18,7 @@ size, or mine a candidate set first (`mining.topk_hard_negatives`).
 """
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -85,13 +86,21 @@ def simans_log_weights(
   k = candidates.shape[0]
   if top_n is not None and not 1 <= top_n <= k:
     raise ValueError(f"top_n must lie in [1, k={k}] or be None, got {top_n}.")
+  if mask is None:
+    mask = jnp.ones((k,), bool)
+  return _log_weights_jit(q, positive, candidates, a, b, jnp.asarray(mask),
+                          top_n)
+
+
+@functools.partial(jax.jit, static_argnums=6)
+def _log_weights_jit(q, positive, candidates, a, b, mask, top_n):
   q, positive, candidates = jax.lax.stop_gradient(
       (l2_normalize(q), l2_normalize(positive), l2_normalize(candidates))
   )
   sim = q @ candidates.T
   pos_sim = jnp.sum(q * positive, axis=-1, keepdims=True)
   log_w = -a * jnp.square(sim - pos_sim - b)
-  allowed = jnp.ones(sim.shape, bool) if mask is None else mask
+  allowed = jnp.broadcast_to(mask, sim.shape)
   if top_n is not None:
     allowed = mining.topk_mask(q, candidates, top_n, mask=mask)
   return jnp.where(allowed, log_w, -jnp.inf)

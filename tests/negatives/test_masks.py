@@ -26,7 +26,9 @@ def _np_same(a, c):
   out = np.zeros((len(a), len(c)), bool)
   for i in range(len(a)):
     for j in range(len(c)):
-      out[i, j] = all(a[i, s] == c[j, s] and a[i, s] >= 0 for s in range(a.shape[1]))
+      out[i, j] = all(
+          a[i, s] == c[j, s] and a[i, s] >= 0 for s in range(a.shape[1])
+      )
   return out
 
 
@@ -47,7 +49,9 @@ def test_unknown_never_matches():
   np.testing.assert_array_equal(
       masks.restrict_to_same_cluster(a, c), [[0, 0, 0], [0, 1, 0]]
   )
-  np.testing.assert_array_equal(masks.exclude_same_label(a, c), [[1, 1, 1], [1, 0, 1]])
+  np.testing.assert_array_equal(
+      masks.exclude_same_label(a, c), [[1, 1, 1], [1, 0, 1]]
+  )
 
 
 def test_all_stages_must_match():
@@ -106,8 +110,11 @@ def test_ensure_min_negatives():
   row_fallback = fallback[0]
   got = masks.ensure_min_negatives(mask, 3, row_fallback)
   for i in range(6):
-    np.testing.assert_array_equal(got[i], row_fallback if mask[i].sum() < 3 else mask[i])
-  np.testing.assert_array_equal(masks.ensure_min_negatives(mask, 0, fallback), mask)
+    want = row_fallback if mask[i].sum() < 3 else mask[i]
+    np.testing.assert_array_equal(got[i], want)
+  np.testing.assert_array_equal(
+      masks.ensure_min_negatives(mask, 0, fallback), mask
+  )
   with pytest.raises(ValueError, match="min_count"):
     masks.ensure_min_negatives(mask, -1, fallback)
   with pytest.raises(ValueError, match="fallback_mask"):
@@ -128,7 +135,8 @@ def test_false_negative_rate():
   got = masks.false_negative_rate(a, c, mask)
   np.testing.assert_allclose(got, num / den, rtol=1e-6)
   # A supervised mask leaves no false negatives; no allowed pair gives 0.
-  assert float(masks.false_negative_rate(a, c, masks.exclude_same_label(a, c))) == 0.0
+  supervised = masks.exclude_same_label(a, c)
+  assert float(masks.false_negative_rate(a, c, supervised)) == 0.0
   assert float(masks.false_negative_rate(a, c, np.zeros((10, 15), bool))) == 0.0
   with pytest.raises(ValueError, match="rank 1"):
     masks.false_negative_rate(a[:, None], c[:, None], mask)

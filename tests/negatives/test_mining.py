@@ -95,13 +95,17 @@ def test_topk_mask_and_threshold_mask():
   np.testing.assert_array_equal(
       mining.threshold_mask(q, cand, 0.2, mask=mask), (sim >= 0.2) & mask
   )
-  np.testing.assert_array_equal(mining.threshold_mask(q, cand, -1.0), sim >= -1.0)
+  np.testing.assert_array_equal(
+      mining.threshold_mask(q, cand, -1.0), sim >= -1.0
+  )
 
 
 def test_vmap_and_no_gradient():
   q, cand = _data(7, n=6, k=12)
   qs, cs = q.reshape(2, 3, 6), cand.reshape(2, 6, 6)
-  got = jax.vmap(lambda a, b: mining.topk_hard_negatives(a, b, 2, chunk_size=4))(qs, cs)
+  got = jax.vmap(
+      lambda a, b: mining.topk_hard_negatives(a, b, 2, chunk_size=4)
+  )(qs, cs)
   for t in range(2):
     idx, _ = _np_topk(qs[t], cs[t], 2, np.ones((3, 6), bool))
     np.testing.assert_array_equal(got.indices[t], idx)

@@ -38,13 +38,15 @@ def test_fifo_order_and_overwrite():
     ref_labels = np.array([l for _, l in reference])
     # The newest `filled` rows are the reference, oldest first; rows never
     # written come first, with label -1 and valid False.
-    np.testing.assert_allclose(ordered[size - filled:], ref_keys, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(ordered[size - filled:], ref_keys, atol=1e-6)
     np.testing.assert_array_equal(ordered_labels[size - filled:], ref_labels)
     np.testing.assert_array_equal(ordered_labels[: size - filled], -1)
     np.testing.assert_array_equal(ordered[: size - filled], 0.0)
     assert int(queue.count) == (step + 1) * b
     assert int(queue.ptr) == (step + 1) * b % size
     assert int(queue_lib.queue_negative_mask(queue).sum()) == filled
+    per_anchor = queue_lib.queue_negative_mask(queue, num_anchors=3)
+    np.testing.assert_array_equal(per_anchor, np.tile(queue.valid, (3, 1)))
     valid = np.asarray(queue_lib.ordered_rows(queue, queue.valid))
     np.testing.assert_array_equal(valid, np.arange(size) >= size - filled)
 
@@ -60,7 +62,9 @@ def test_raw_buffer_positions():
   np.testing.assert_allclose(queue.keys[2:4], all_keys[4], atol=1e-6)
   np.testing.assert_allclose(queue.keys[0:2], all_keys[3], atol=1e-6)
   np.testing.assert_allclose(queue.keys[4:6], all_keys[2], atol=1e-6)
-  np.testing.assert_array_equal(queue.metadata["cluster"][:, 0], [3, 3, 4, 4, 2, 2])
+  np.testing.assert_array_equal(
+      queue.metadata["cluster"][:, 0], [3, 3, 4, 4, 2, 2]
+  )
   assert queue.metadata["cluster"].shape == (6, 2)
 
 
@@ -74,13 +78,17 @@ def test_keys_normalized_detached_and_dtype():
   new = queue_lib.enqueue(queue, keys)
   assert new.keys.dtype == jnp.bfloat16
   np.testing.assert_allclose(
-      np.asarray(new.keys[:2], np.float32), [[0.6, 0.8, 0.0], [0, 0, 1]], atol=1e-2
+      np.asarray(new.keys[:2], np.float32),
+      [[0.6, 0.8, 0.0], [0, 0, 1]],
+      atol=1e-2,
   )
   np.testing.assert_array_equal(jax.grad(loss)(keys), 0.0)
 
 
 def test_random_init_is_unit_and_valid():
-  queue = queue_lib.init_queue(16, 5, rng=jax.random.key(0), metadata=("label",))
+  queue = queue_lib.init_queue(
+      16, 5, rng=jax.random.key(0), metadata=("label",)
+  )
   np.testing.assert_allclose(np.linalg.norm(queue.keys, axis=1), 1.0, rtol=1e-5)
   assert bool(queue.valid.all())
   np.testing.assert_array_equal(queue.metadata["label"], -1)
@@ -100,7 +108,9 @@ def test_is_a_pytree_for_scan():
 
   queue, _ = jax.lax.scan(step, queue, keys)
   np.testing.assert_allclose(
-      queue_lib.ordered_keys(queue), _unit(np.asarray(keys).reshape(8, 2)), rtol=1e-6
+      queue_lib.ordered_keys(queue),
+      _unit(np.asarray(keys).reshape(8, 2)),
+      rtol=1e-6,
   )
   assert len(jax.tree.leaves(queue)) == 4
 
@@ -114,7 +124,9 @@ def test_errors():
   with pytest.raises(ValueError, match="metadata"):
     queue_lib.enqueue(queue, jnp.ones((5, 3)))
   with pytest.raises(ValueError, match="metadata"):
-    queue_lib.enqueue(queue, jnp.ones((5, 3)), label=jnp.zeros(5), extra=jnp.zeros(5))
+    queue_lib.enqueue(
+        queue, jnp.ones((5, 3)), label=jnp.zeros(5), extra=jnp.zeros(5)
+    )
   with pytest.raises(ValueError, match="integer"):
     queue_lib.enqueue(queue, jnp.ones((5, 3)), label=jnp.zeros(5))
   with pytest.raises(ValueError, match="shape"):

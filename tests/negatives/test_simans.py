@@ -1,4 +1,4 @@
-"""SimANS probabilities vs the formula in NumPy, and the sampler's statistics."""
+"""SimANS probabilities vs the formula in NumPy, and sampling statistics."""
 from __future__ import annotations
 
 import jax
@@ -18,11 +18,11 @@ def _data(seed, n=4, k=12, d=5):
 
 
 def _np_probs(q, pos, cand, a, b, top_n=None, mask=None):
-  """p_ij ∝ exp(-a (s_ij - s_i+ - b)^2) over allowed (and top_n) candidates."""
+  """p_ij ∝ exp(-a (s_ij - s_i+ - b)^2) over allowed, top_n candidates."""
   unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)
   q, pos, cand = unit(q).astype(np.float64), unit(pos), unit(cand)
   n, k = q.shape[0], cand.shape[0]
-  mask = np.ones((n, k), bool) if mask is None else np.broadcast_to(mask, (n, k))
+  mask = np.broadcast_to(True if mask is None else mask, (n, k))
   probs = np.zeros((n, k))
   for i in range(n):
     s = cand @ q[i]
@@ -37,12 +37,17 @@ def _np_probs(q, pos, cand, a, b, top_n=None, mask=None):
   return probs
 
 
-@pytest.mark.parametrize("a,b,top_n", [(0.5, 0.0, None), (5.0, 0.1, None), (20.0, -0.2, 6)])
+@pytest.mark.parametrize(
+    "a,b,top_n", [(0.5, 0.0, None), (5.0, 0.1, None), (20.0, -0.2, 6)]
+)
 def test_probabilities_match_formula(a, b, top_n):
   q, pos, cand = _data(0)
   mask = np.random.default_rng(1).random((4, 12)) > 0.25
-  got = simans.simans_probabilities(q, pos, cand, a=a, b=b, top_n=top_n, mask=mask)
-  np.testing.assert_allclose(got, _np_probs(q, pos, cand, a, b, top_n, mask), atol=1e-6)
+  got = simans.simans_probabilities(
+      q, pos, cand, a=a, b=b, top_n=top_n, mask=mask
+  )
+  want = _np_probs(q, pos, cand, a, b, top_n, mask)
+  np.testing.assert_allclose(got, want, atol=1e-6)
   np.testing.assert_allclose(np.sum(got, 1), 1.0, rtol=1e-5)
 
 
@@ -51,7 +56,8 @@ def test_limits_and_log_weights():
   # a = 0: uniform over the allowed candidates.
   valid = np.arange(12) % 3 != 0
   got = simans.simans_probabilities(q, pos, cand, a=0.0, mask=valid)
-  np.testing.assert_allclose(got, np.broadcast_to(valid / valid.sum(), (4, 12)), atol=1e-7)
+  uniform = np.broadcast_to(valid / valid.sum(), (4, 12))
+  np.testing.assert_allclose(got, uniform, atol=1e-7)
   # The mode is the candidate whose score is nearest s(q, d+) + b.
   unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)
   s = unit(q) @ unit(cand).T
@@ -62,7 +68,9 @@ def test_limits_and_log_weights():
   )
   log_w = simans.simans_log_weights(q, pos, cand, a=2.0, b=0.0, mask=valid)
   np.testing.assert_allclose(
-      np.where(valid, log_w, 0.0), np.where(valid, -2.0 * (s - sp) ** 2, 0.0), atol=1e-5
+      np.where(valid, log_w, 0.0),
+      np.where(valid, -2.0 * (s - sp) ** 2, 0.0),
+      atol=1e-5,
   )
   assert np.all(np.isneginf(np.asarray(log_w)[:, ~valid]))
   # No allowed candidate: zeros, never NaN.
@@ -82,12 +90,14 @@ def test_sampling_frequencies_match_probabilities():
   freq = np.bincount(np.asarray(first.indices[:, 0]), minlength=8) / reps
   bound = 5 * np.sqrt(probs * (1 - probs) / reps) + 1e-3
   assert np.all(np.abs(freq - probs) <= bound), (freq, probs)
-  # Two draws without replacement: P(i included) = p_i + sum_j p_j p_i / (1 - p_j).
+  # Two draws without replacement:
+  # P(i included) = p_i + sum_{j != i} p_j p_i / (1 - p_j).
   two = sample(jax.random.key(1), qs, ps, cand, 2, a=1.0)
   idx = np.asarray(two.indices)
   assert np.all(idx[:, 0] != idx[:, 1])
   incl = np.array([
-      probs[i] + sum(probs[j] * probs[i] / (1 - probs[j]) for j in range(8) if j != i)
+      probs[i]
+      + sum(probs[j] * probs[i] / (1 - probs[j]) for j in range(8) if j != i)
       for i in range(8)
   ])
   freq2 = np.bincount(idx.ravel(), minlength=8) / reps
@@ -98,7 +108,9 @@ def test_sampling_frequencies_match_probabilities():
 def test_masked_and_out_of_top_n_never_sampled():
   q, pos, cand = _data(4, n=300, k=12)
   mask = np.random.default_rng(5).random((300, 12)) > 0.4
-  out = simans.simans_sample(jax.random.key(2), q, pos, cand, 3, a=0.0, top_n=5, mask=mask)
+  out = simans.simans_sample(
+      jax.random.key(2), q, pos, cand, 3, a=0.0, top_n=5, mask=mask
+  )
   eligible = _np_probs(q, pos, cand, 0.0, 0.0, 5, mask) > 0
   idx, valid = np.asarray(out.indices), np.asarray(out.valid)
   for i in range(300):
@@ -106,7 +118,9 @@ def test_masked_and_out_of_top_n_never_sampled():
     assert eligible[i, picked].all()
     assert len(set(picked)) == len(picked) == min(3, eligible[i].sum())
   assert np.all(idx[~valid] == -1)
-  np.testing.assert_allclose(out.probabilities, _np_probs(q, pos, cand, 0.0, 0.0, 5, mask), atol=1e-6)
+  np.testing.assert_allclose(
+      out.probabilities, _np_probs(q, pos, cand, 0.0, 0.0, 5, mask), atol=1e-6
+  )
 
 
 def test_determinism_and_fewer_than_num_samples():
@@ -120,15 +134,20 @@ def test_determinism_and_fewer_than_num_samples():
   mask[:, :2] = True
   few = simans.simans_sample(jax.random.key(7), q, pos, cand, 4, mask=mask)
   np.testing.assert_array_equal(few.valid, [[True, True, False, False]] * 4)
-  np.testing.assert_array_equal(np.sort(np.asarray(few.indices)[:, :2], 1), [[0, 1]] * 4)
+  first_two = np.sort(np.asarray(few.indices)[:, :2], 1)
+  np.testing.assert_array_equal(first_two, [[0, 1]] * 4)
 
 
 def test_vmap_and_no_gradient():
   q, pos, cand = _data(9, n=6)
   qs, ps = q.reshape(2, 3, 5), pos.reshape(2, 3, 5)
-  got = jax.vmap(lambda x, y: simans.simans_probabilities(x, y, cand, a=1.0))(qs, ps)
+  got = jax.vmap(
+      lambda x, y: simans.simans_probabilities(x, y, cand, a=1.0)
+  )(qs, ps)
   np.testing.assert_allclose(
-      np.asarray(got).reshape(6, 12), _np_probs(q, pos, cand, 1.0, 0.0), atol=1e-6
+      np.asarray(got).reshape(6, 12),
+      _np_probs(q, pos, cand, 1.0, 0.0),
+      atol=1e-6,
   )
   grad = jax.grad(
       lambda x: jnp.sum(simans.simans_probabilities(x, pos, cand)[:, 0])
