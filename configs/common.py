@@ -117,7 +117,7 @@ def base_config(arg: str | None) -> ml_collections.ConfigDict:
       checkpoint_every=1000, keep_checkpoints=3, eval_every=5000,
       progress=True)
   config.eval = dict(
-      batch_size=1024, knn_k=20, knn_temperature=0.07,
+      final=True, batch_size=1024, knn_k=20, knn_temperature=0.07,
       max_train_examples=None, max_test_examples=None,
       monitor_train_examples=10000, monitor_test_examples=2000,
       alignment_examples=512, nuisance=preset["nuisance"],

@@ -107,7 +107,7 @@ def train_and_evaluate(config, workdir: str, *,
     return {"preempted": True, "step": done}
   ckpt.save(int(state.step), state, iterator.get_state(), force=True)
   ckpt.close()
-  results = evaluation.final(exp, state)
+  results = evaluation.final(exp, state) if config.eval.get("final", True) else {}
   results["step"] = int(state.step)
   writer.write(int(state.step), {k: v for k, v in results.items()
                                  if isinstance(v, (int, float))})
