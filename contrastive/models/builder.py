@@ -1,0 +1,202 @@
+"""Builds a `ContrastiveModel` from a config, and counts parameters."""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, NamedTuple
+
+import jax
+import ml_collections
+import numpy as np
+
+from contrastive.models import _common
+from contrastive.models import audio_cnn
+from contrastive.models import heads
+from contrastive.models import resnet
+from contrastive.models import sensor
+from contrastive.models import vit
+
+
+class _Spec(NamedTuple):
+  factory: Callable[..., Any]
+  defaults: Mapping[str, Any]
+  has_batchnorm: bool
+
+
+# Fields every model takes (heads, BN and dtype), with their defaults.
+COMMON_DEFAULTS: Mapping[str, Any] = {
+    "dtype": "float32",
+    "projection_dims": (None, 128),
+    "predictor_dims": None,
+    "projection_output_bn": False,
+    "bn_momentum": 0.9,
+    "bn_epsilon": 1e-5,
+}
+_RESNET = {"width": 64, "stem": "cifar", "zero_init_residual": False}
+_VIT = {"patch_size": 4, "mlp_dim": None, "pool": "cls", "dropout_rate": 0.0}
+MODELS: Mapping[str, _Spec] = {
+    "resnet18": _Spec(resnet.resnet18, _RESNET, True),
+    "resnet50": _Spec(resnet.resnet50, _RESNET, True),
+    "vit_tiny": _Spec(
+        vit.ViT, {**_VIT, "width": 192, "depth": 12, "num_heads": 3}, False
+    ),
+    "vit_small": _Spec(
+        vit.ViT, {**_VIT, "width": 384, "depth": 12, "num_heads": 6}, False
+    ),
+    "audio_cnn": _Spec(
+        audio_cnn.AudioCNN,
+        {
+            "width": 32,
+            "depth": 4,
+            "sample_rate": 8000,
+            "frame_length": 200,
+            "frame_step": 80,
+            "fft_length": 512,
+            "num_mel_bins": 64,
+            "lower_edge_hertz": 20.0,
+            "upper_edge_hertz": None,
+            "log_offset": 1e-6,
+        },
+        True,
+    ),
+    "sensor_resnet1d": _Spec(
+        sensor.ResNet1D,
+        {"width": 64, "depth": 3, "blocks_per_stage": 2, "kernel_size": 5},
+        True,
+    ),
+}
+
+
+def _as_dict(config: Any) -> dict[str, Any]:
+  if isinstance(config, ml_collections.ConfigDict):
+    return config.to_dict()
+  if isinstance(config, Mapping):
+    return dict(config)
+  raise ValueError(
+      "config must be an ml_collections.ConfigDict or a Mapping, got"
+      f" {type(config).__name__}."
+  )
+
+
+def _freeze(value: Any) -> Any:
+  """Lists (from YAML/JSON or ConfigDict) become tuples: Modules hash them."""
+  return tuple(value) if isinstance(value, list) else value
+
+
+def default_config(name: str) -> ml_collections.ConfigDict:
+  """Every field `build_model` accepts for `name`, at its default.
+
+  Example:
+    >>> config = default_config('resnet18')
+    >>> config.width = 32
+    >>> model = build_model(config)
+  """
+  _common.check_choice("model name", name, MODELS)
+  return ml_collections.ConfigDict(
+      {"name": name, **COMMON_DEFAULTS, **MODELS[name].defaults}
+  )
+
+
+def build_model(config: Any) -> heads.ContrastiveModel:
+  """A `ContrastiveModel` (backbone + heads) from `config`.
+
+  Fields, by model (every field is optional except `name`):
+
+  All models:
+    name: one of 'resnet18', 'resnet50', 'vit_tiny', 'vit_small',
+      'audio_cnn', 'sensor_resnet1d'.
+    dtype: compute dtype, 'float32' (default) or 'bfloat16'; parameters are
+      float32 either way.
+    projection_dims: `(hidden..., out)` of the projection MLP; None hidden
+      sizes take the feature size. Default `(None, 128)`.
+    predictor_dims: None (default) or `(hidden..., out)` of a BYOL/SimSiam
+      predictor; `out` must equal `projection_dims[-1]`.
+    projection_output_bn: BN on the projection output. Default False.
+    bn_momentum: BatchNorm running-average decay, 0.9 (flax convention).
+    bn_epsilon: BatchNorm variance offset, 1e-5.
+
+  'resnet18', 'resnet50' (features `8 * width` / `32 * width`):
+    width: base channels, 64. stem: 'cifar' (default; 3x3 stride 1, no
+    pool, for 28-32 px) or 'imagenet' (7x7 stride 2 + max-pool).
+    zero_init_residual: zero the last BN scale of each block, False.
+
+  'vit_tiny' (width 192, depth 12, num_heads 3), 'vit_small' (384, 12, 6):
+    patch_size: 4. width, depth, num_heads: as named. mlp_dim: None
+    (`4 * width`). pool: 'cls' (default) or 'mean'. dropout_rate: 0.0.
+    (The BN fields apply to the heads only.)
+
+  'audio_cnn' (input waveforms `[B, T]`; features `width * 2**(depth-1)`):
+    width: 32. depth: 4 conv blocks. sample_rate: 8000 Hz.
+    frame_length: 200 samples. frame_step: 80 samples (25 ms / 10 ms at
+    8 kHz). fft_length: 512 (None: next power of two). num_mel_bins: 64.
+    lower_edge_hertz: 20.0. upper_edge_hertz: None (`sample_rate / 2`).
+    log_offset: 1e-6.
+
+  'sensor_resnet1d' (input `[B, T, C]`; features `width * 2**(depth-1)`):
+    width: 64. depth: 3 stages. blocks_per_stage: 2. kernel_size: 5.
+
+  Args:
+    config: an `ml_collections.ConfigDict` or a Mapping with the fields above.
+
+  Returns:
+    An unbound `ContrastiveModel`; `init` it with a batch of inputs.
+
+  Raises:
+    ValueError: no or unknown `name` (listing valid names), a field the model
+      does not take (listing those it takes), or an invalid value.
+
+  Example:
+    >>> model = build_model({'name': 'resnet18', 'width': 16,
+    ...                      'projection_dims': (256, 64)})
+    >>> x = jnp.zeros((2, 28, 28, 1), jnp.uint8)
+    >>> variables = model.init(jax.random.key(0), x, train=False)
+  """
+  fields = {k: _freeze(v) for k, v in _as_dict(config).items()}
+  if "name" not in fields:
+    raise ValueError(
+        f"config needs a 'name'; valid names are: {', '.join(MODELS)}."
+    )
+  name = fields.pop("name")
+  _common.check_choice("model name", name, MODELS)
+  spec = MODELS[name]
+  allowed = {**COMMON_DEFAULTS, **spec.defaults}
+  unknown = sorted(set(fields) - set(allowed))
+  if unknown:
+    raise ValueError(
+        f"unknown config fields {unknown} for model {name!r}; valid fields"
+        f" are: name, {', '.join(sorted(allowed))}."
+    )
+  values = {**allowed, **fields}
+  for flag in ("projection_output_bn", "zero_init_residual"):
+    if flag in values and not isinstance(values[flag], bool):
+      raise ValueError(f"{flag} must be True or False, got {values[flag]!r}.")
+  _common.check_choice("dtype", values["dtype"], _common.DTYPES)
+  dtype = _common.DTYPES[values["dtype"]]
+  bn = {"bn_momentum": values["bn_momentum"],
+        "bn_epsilon": values["bn_epsilon"]}
+  backbone_kwargs = {k: values[k] for k in spec.defaults}
+  if spec.has_batchnorm:
+    backbone_kwargs.update(bn)
+  backbone = spec.factory(dtype=dtype, **backbone_kwargs)
+  return heads.ContrastiveModel(
+      backbone=backbone,
+      projection_dims=values["projection_dims"],
+      predictor_dims=values["predictor_dims"],
+      projection_output_bn=values["projection_output_bn"],
+      dtype=dtype,
+      **bn,
+  )
+
+
+def param_count(params: Any) -> int:
+  """Number of scalars in a pytree of arrays (or `jax.ShapeDtypeStruct`s).
+
+  Pass `variables['params']` to leave BatchNorm statistics out.
+
+  Example:
+    >>> model = build_model({'name': 'resnet18'})
+    >>> x = jnp.zeros((1, 32, 32, 3))
+    >>> shapes = jax.eval_shape(
+    ...     lambda x: model.init(jax.random.key(0), x, train=False), x)
+    >>> param_count(shapes['params']['backbone'])
+    11168832
+  """
+  return sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(params))
