@@ -1,0 +1,80 @@
+"""Config mistakes fail at start-up with the valid choices named."""
+from __future__ import annotations
+
+import pytest
+
+from configs import cclk
+from configs import common
+from configs import moco
+from configs import simclr
+from contrastive.train import experiment
+from contrastive.train.objectives import LOSS_NAMES, build_objective
+
+
+def test_unknown_loss_lists_valid_names():
+  with pytest.raises(ValueError, match="Unknown loss 'nce'") as err:
+    build_objective({"name": "nce", "temperature": 0.1}, "simclr")
+  for name in LOSS_NAMES:
+    assert name in str(err.value)
+
+
+def test_unknown_method():
+  with pytest.raises(ValueError, match="Unknown method 'byol'.*simclr, moco"):
+    build_objective({"name": "infonce", "temperature": 0.1}, "byol")
+
+
+def test_loss_not_available_for_method():
+  with pytest.raises(ValueError, match="cannot be used with method 'simclr'"):
+    build_objective({"name": "moco_filtered", "temperature": 0.1}, "simclr")
+
+
+def test_unknown_hyperparameter_lists_accepted_ones():
+  with pytest.raises(ValueError, match="tau_plus.*temperature"):
+    build_objective({"name": "infonce", "temperature": 0.1, "tau_plus": 0.1},
+                    "simclr")
+
+
+def test_every_method_config_builds_its_objective():
+  for module in (simclr, moco):
+    config = module.get_config("uci_hapt,tiny")
+    build_objective(config.loss, config.method)
+  config = cclk.get_config("fsdd,tiny,fair")
+  assert config.loss.condition == "speaker"
+  build_objective(config.loss, config.method)
+
+
+def test_fair_mode_needs_a_nuisance_variable():
+  with pytest.raises(ValueError, match="nuisance variable"):
+    cclk.get_config("fashion_mnist,tiny,fair")
+
+
+def test_bad_config_argument():
+  with pytest.raises(ValueError, match="Unknown dataset 'mnist'.*fashion_mnist"):
+    common.parse_arg("mnist")
+  with pytest.raises(ValueError, match="SIZE in full, small, tiny"):
+    common.parse_arg("fsdd,huge")
+
+
+def test_queue_must_be_a_multiple_of_the_global_batch():
+  config = moco.get_config("uci_hapt,tiny")
+  config.moco.queue_size = 40   # batch 16
+  with pytest.raises(ValueError, match="multiple of the global batch size 16"):
+    experiment.build_experiment(config)
+
+
+def test_unknown_model_and_dataset_names():
+  config = simclr.get_config("uci_hapt,tiny")
+  config.model.name = "resnet7"
+  with pytest.raises(ValueError, match="resnet7.*resnet18"):
+    experiment.build_experiment(config)
+  config = simclr.get_config("uci_hapt,tiny")
+  config.data.name = "har"
+  with pytest.raises(ValueError, match="har.*uci_hapt"):
+    experiment.build_experiment(config)
+
+
+def test_batch_must_divide_over_the_mesh():
+  config = simclr.get_config("uci_hapt,tiny")
+  config.train.batch_size = 12   # 8 devices
+  with pytest.raises(ValueError, match="divisible by the mesh's data axis"):
+    experiment.build_experiment(config)
