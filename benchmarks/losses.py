@@ -2,7 +2,7 @@
 
 Run from the repository root:
 
-    python -m benchmarks.losses            # n in {256, 1024}, k in {4096, 65536}
+    python -m benchmarks.losses          # n in {256, 1024}, k in {4096, 65536}
     python -m benchmarks.losses --quick    # a tiny run, seconds
     python -m benchmarks.losses --chunk-size 8192 --repeats 5
 

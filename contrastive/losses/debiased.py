@@ -5,7 +5,7 @@ the negative term for the chance `tau_plus` that a negative shares the
 anchor's class; HCL (Robinson et al., "Contrastive Learning with Hard Negative
 Samples", ICLR 2021) also reweights negatives by `w_ij = neg_ij^beta`:
 
-    R_i  = sum_j w_ij neg_ij / mean_j w_ij            (R_i = sum_j neg_ij if beta = 0)
+    R_i  = sum_j w_ij neg_ij / mean_j w_ij      (= sum_j neg_ij when beta = 0)
     Ng_i = max( (R_i - tau_plus N pos_i) / (1 - tau_plus),  N e^(-1/t) )
     L_i  = -log( pos_i / (pos_i + Ng_i) )
 

@@ -166,26 +166,27 @@ def _stream_forward(anchors, bank, scales, mask, floor, layout):
   def step(carry, index):
     run_max, run_sum, total, top, count = carry
     _, sims, allowed = _chunk(anchors, bank, mask, floor, index, layout)
-    logits = jnp.where(allowed, scales[:, None, None] * sims, -jnp.inf)
     chunk_total, chunk_top, chunk_count = _stats(sims, allowed)
     total, count = total + chunk_total, count + chunk_count
     top = jnp.maximum(top, chunk_top)
-    new_max = jnp.maximum(run_max, jnp.max(logits, axis=-1))
-    shift = jnp.where(jnp.isfinite(new_max), new_max, 0.0)
-    run_sum = run_sum * jnp.exp(run_max - shift) + jnp.sum(
-        jnp.exp(logits - shift[..., None]), axis=-1)
-    return (new_max, run_sum, total, top, count), None
+    new_max, new_sum = [], []
+    for s in range(num_scales):  # one [m, c] matrix at a time, not [S, m, c]
+      logits = jnp.where(allowed, scales[s] * sims, -jnp.inf)
+      peak = jnp.maximum(run_max[s], jnp.max(logits, axis=1))
+      shift = jnp.where(jnp.isfinite(peak), peak, 0.0)
+      new_sum.append(run_sum[s] * jnp.exp(run_max[s] - shift) + jnp.sum(
+          jnp.exp(logits - shift[:, None]), axis=1))
+      new_max.append(peak)
+    return (tuple(new_max), tuple(new_sum), total, top, count), None
 
-  init = (
-      jnp.full((num_scales, m), -jnp.inf, jnp.float32),
-      jnp.zeros((num_scales, m), jnp.float32),
-      jnp.zeros((m,), jnp.float32),
-      jnp.full((m,), -jnp.inf, jnp.float32),
-      jnp.zeros((m,), jnp.float32),
-  )
+  zeros = jnp.zeros((m,), jnp.float32)
+  minus_inf = jnp.full((m,), -jnp.inf, jnp.float32)
+  init = ((minus_inf,) * num_scales, (zeros,) * num_scales, zeros, minus_inf,
+          zeros)
   (run_max, run_sum, total, top, count), _ = jax.lax.scan(
       step, init, jnp.arange(layout.num))
-  log_sums = run_max + jnp.log(run_sum)  # -inf + log(0) = -inf when empty
+  # -inf + log(0) = -inf for an anchor without allowed entries.
+  log_sums = jnp.stack(run_max) + jnp.log(jnp.stack(run_sum))
   return NegativeSums(log_sums, total / jnp.maximum(count, 1.0), top, count)
 
 
@@ -199,13 +200,17 @@ def _stream_backward(res, log_sums_ct, chunk_size, needs):
   def step(carry, index):
     d_anchors, d_scales = carry
     rows, sims, allowed = _chunk(anchors, bank, mask, floor, index, layout)
-    logits = jnp.where(allowed, scales[:, None, None] * sims, -jnp.inf)
-    # d log_sums[s, i] / d sims[i, j] = scales[s] * softmax_s[i, j].
-    weighted = log_sums_ct[:, :, None] * jnp.exp(
-        logits - safe_log_sums[:, :, None])
-    d_sims = jnp.einsum("s,smc->mc", scales, weighted)
+    d_sims, d_chunk_scales = 0.0, []
+    for s in range(scales.shape[0]):
+      # d log_sums[s, i] / d sims[i, j] = scales[s] * softmax_s[i, j].
+      logits = jnp.where(allowed, scales[s] * sims, -jnp.inf)
+      weighted = log_sums_ct[s][:, None] * jnp.exp(
+          logits - safe_log_sums[s][:, None])
+      d_sims = d_sims + scales[s] * weighted
+      if need_scales:
+        d_chunk_scales.append(jnp.sum(weighted * sims))
     if need_scales:
-      d_scales = d_scales + jnp.einsum("smc,mc->s", weighted, sims)
+      d_scales = d_scales + jnp.stack(d_chunk_scales)
     if need_anchors:
       d_anchors = d_anchors + d_sims @ rows
     d_rows = d_sims.T @ anchors if need_bank else None
@@ -278,7 +283,9 @@ def negative_log_sums(
 
   Returns:
     A `NegativeSums`; only `log_sums` is differentiable (w.r.t. anchors, bank
-    and scales).
+    and scales). The streamed form supports reverse mode (`jax.grad`,
+    `jax.vjp`) but not forward mode (`jax.jvp`, `jax.jacfwd`), being a
+    `custom_vjp`.
 
   Example:
     >>> q = jnp.eye(4, 8)

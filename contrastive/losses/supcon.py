@@ -2,7 +2,7 @@
 
 The `L_out` form of the paper (its eq. 2, the one it recommends):
 
-    L_i = -1/|P(i)| sum_{p in P(i)} log( exp(s_ip/t) / sum_{a != i} exp(s_ia/t) )
+    L_i = -1/|P(i)| sum_{p in P(i)} log(exp(s_ip/t) / sum_{a != i} exp(s_ia/t))
 
 where `P(i)` are the other embeddings with anchor `i`'s label. The loss is
 the mean of `L_i` over the anchors that have at least one positive.
@@ -21,7 +21,7 @@ Array = jax.Array
 
 
 def _flatten_views(z: Any, labels: Any) -> tuple[Array, Array]:
-  """Checks shapes; `[n, v, d]` with `[n]` labels becomes `[n*v, d]`, `[n*v]`."""
+  """Checks shapes; `[n, v, d]` and `[n]` labels become `[n*v, d]`, `[n*v]`."""
   if jnp.ndim(z) not in (2, 3):
     raise ValueError(
         "z must have rank 2 ([m, d] embeddings) or 3 ([n, v, d]: v views of"

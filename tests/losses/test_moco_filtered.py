@@ -68,10 +68,11 @@ def _f32(*xs):
 
 
 @functools.partial(jax.jit, static_argnames=("top_k",))
-def _run(q, k, negatives, temperature, threshold=None, *, top_k=None):
+def _run(q, k, negatives, temperature, threshold, *, top_k):
   """[dense, streamed] of (loss, aux, grads w.r.t. q, k, negatives).
 
   One program per (top_k, threshold given, shapes); chunks of 3 pad k = 7.
+  No defaults: a call that omitted one would not share the compiled program.
   """
   results = []
   for streaming in (False, True):
@@ -127,14 +128,14 @@ def test_top_k_keeps_the_most_similar_negatives():
   # Cosines with q: 1/sqrt(2), 0, -1, 0.6.
   negs = jnp.array([[1.0, 1.0], [0.0, 1.0], [-1.0, 0.0], [0.6, 0.8]])
   want = math.log(1 + (math.exp(1 / math.sqrt(2)) + math.exp(0.6)) / math.e)
-  for value, aux, _ in _run(q, q, negs, 1.0, top_k=2):
+  for value, aux, _ in _run(q, q, negs, 1.0, None, top_k=2):
     np.testing.assert_allclose(value, want, rtol=1e-6)
     np.testing.assert_allclose(aux["num_negatives"], 2.0)
 
 
 def test_threshold_above_every_negative_gives_zero_loss():
   q, k, negs = _f32(*_data())
-  for value, aux, grads in _run(q, k, negs, 0.3, 0.999):
+  for value, aux, grads in _run(q, k, negs, 0.3, 0.999, top_k=None):
     assert float(value) == 0.0
     assert float(aux["frac_without_negatives"]) == 1.0
     assert all(np.all(g == 0) for g in grads)
@@ -214,7 +215,7 @@ def test_small_temperature_and_bfloat16_are_finite():
   for dtype in (jnp.float32, jnp.bfloat16):
     args = tuple(jnp.asarray(x, dtype) for x in (q, k, negs))
     as64 = [np.asarray(x.astype(jnp.float32), np.float64) for x in args]
-    for value, _, grads in _run(*args, 0.01, top_k=3):
+    for value, _, grads in _run(*args, 0.01, None, top_k=3):
       assert np.isfinite(value)
       assert all(np.all(np.isfinite(g.astype(jnp.float32))) for g in grads)
       np.testing.assert_allclose(value, ref_filtered(*as64, 0.01, top_k=3),
