@@ -264,7 +264,7 @@ def kmeans(
   assigns the points to the final centroids and computes the inertia.
 
   Args:
-    rng: PRNG key (seeding; unused with explicit initial centroids).
+    rng: PRNG key for the seeding (may be None with initial centroids).
     x: `[N, d]` points.
     num_clusters: k, `1 <= k <= N`.
     num_iters: maximum Lloyd iterations (>= 0; 0 returns the seeding).
@@ -296,6 +296,8 @@ def kmeans(
           f"Unknown init {init!r}; valid values are: {', '.join(INITS)}, or"
           " a [k, d] array of initial centroids."
       )
+    if rng is None:
+      raise ValueError(f"init={init!r} draws points: pass a PRNG key as rng.")
     trials = _local_trials(num_local_trials, num_clusters)
     init_centroids = None
   else:

@@ -197,7 +197,9 @@ def test_errors():
   with pytest.raises(ValueError, match="Unknown init 'pp'; valid values are"):
     km.kmeans(None, x, 3, init="pp")
   with pytest.raises(ValueError, match="num_clusters"):
-    km.kmeans(None, x, 21)
+    km.kmeans(jax.random.key(0), x, 21)
+  with pytest.raises(ValueError, match="PRNG key"):
+    km.kmeans(None, x, 3)
   with pytest.raises(ValueError, match="init centroids must have shape"):
     km.kmeans(None, x, 3, init=x[:2])
   with pytest.raises(ValueError, match="rank 2"):
