@@ -72,7 +72,7 @@ def sample_crop_box(
     ratio: Sequence[float] = (3 / 4, 4 / 3),
     attempts: int = 10,
 ) -> Array:
-  """Samples a crop box `[top, left, h, w]` (int32) the torchvision way.
+  """Samples a crop box `[top, left, h, w]` (int32 `[4]`) as torchvision.
 
   Draws `attempts` candidate boxes with area fraction ~ U(scale) and aspect
   ratio w/h ~ logU(ratio), keeps the first that fits in the image, and falls
@@ -119,9 +119,10 @@ def sample_crop_box(
 def crop_and_resize(
     image: Array, box: Array, size: tuple[int, int], antialias: bool = True
 ) -> Array:
-  """Resamples the box `[top, left, h, w]` of `image` to `size` bilinearly.
+  """Resamples the box `[top, left, h, w]` of `[H, W, C]` to `[*size, C]`.
 
-  The box may be traced. Sampling reads the whole image, so the outermost
+  Bilinear (antialiased when shrinking), float32 in [0, 1]. The box may be
+  traced. Sampling reads the whole image, so the outermost
   output pixels blend the crop with its neighbours (as tf.image's
   crop_and_resize does); a box of exactly `size` returns the crop unchanged.
 
@@ -286,6 +287,8 @@ def solarize(
   _util.check_rank("image", image, 3, "[H, W, C]")
   if not 0.0 <= float(threshold) <= 1.0:
     raise ValueError(f"threshold must lie in [0, 1], got {threshold}.")
-  return _util.random_apply(
-      _util.uniforms(rng, 1)[0], lambda v: jnp.where(v >= threshold, 1.0 - v, v),
-      to_float(image), prob)
+  def invert_bright(v):
+    return jnp.where(v >= threshold, 1.0 - v, v)
+
+  return _util.random_apply(_util.uniforms(rng, 1)[0], invert_bright,
+                            to_float(image), prob)

@@ -15,17 +15,20 @@ Default recipes and why:
 * `audio_default`: circular time shift up to 0.25 s at 8 kHz, gain +-6 dB,
   Gaussian noise at 10..40 dB SNR with p = 0.5, then SpecAugment on the
   encoder's log-mels (2 time masks <= 10 frames, 2 frequency masks <= 8 mel
-  bins; Park et al., 2019). Shifts and gains keep a spoken digit's identity
-  while changing its position and loudness; the noise and the masks make the
-  encoder rely on more than one band or instant (COLA, Saeed et al., 2021;
-  CLAR, Al-Tahan & Mohsenzadeh, 2021).
+  bins, i.e. up to ~0.1 s and 1/8 of the band for the audio CNN's 98 x 64
+  log-mels of a 1 s clip; Park et al., 2019). Shifts and gains keep a spoken
+  digit's identity while changing its position and loudness; the noise and
+  the masks make the encoder rely on more than one band or instant (COLA,
+  Saeed et al., 2021; CLAR, Al-Tahan & Mohsenzadeh, 2021).
 * `sensor_default`: rotation of both tri-axial sensors by one rotation of
   up to 30 degrees (p = 0.5), per-channel scaling sigma 0.1, time warp sigma
   0.2 (p = 0.5) and jitter sigma 0.05 (Um et al., 2017; Saeed et al., 2019;
   Tang et al., 2021). Rotations are kept small because gravity's direction
   in the device frame encodes posture (lying vs standing); segment
   permutation and channel masking are available but off, since permuting
-  destroys the order that defines postural transitions.
+  destroys the order that defines postural transitions. It expects raw
+  readings (UCI HAPT loaded with `standardize=False`): standardise after
+  augmenting, or rotations stop being rotations of the device.
 * `none`: no augmentation; uint8 images become float32 in [0, 1].
 
 Every field of a preset can be overridden from the config. For asymmetric

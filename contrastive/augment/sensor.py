@@ -118,7 +118,10 @@ def rotation(
   device, so a change of the device's orientation rotates both of their
   frames identically; using one rotation keeps the two sensors consistent.
   Channels outside `groups` are untouched. See `random_rotation_matrix`
-  for `max_angle` (None: uniform over SO(3), Um et al. 2017).
+  for `max_angle` (None: uniform over SO(3), Um et al. 2017). Rotate raw
+  physical readings (g, rad/s): after per-channel standardisation the
+  channel offsets and scales differ, and a rotation no longer models a
+  change of device orientation.
 
   Example:
     >>> rotation(rng, x, max_angle=jnp.pi / 6)

@@ -92,6 +92,30 @@ def test_crop_and_resize_upsampling_is_bilinear():
   np.testing.assert_allclose(out[:, 3, 0], expected, atol=1e-6)
 
 
+def _numpy_bilinear_zoom(x, box, size):
+  """Upsamples box [top, left, h, w] of x with half-pixel centres; samples
+  beyond the outermost pixel centres take the edge value."""
+  top, left, h, w = box
+  out = x
+  for axis, (start, extent, n) in enumerate(((top, h, size[0]),
+                                             (left, w, size[1]))):
+    pos = start + (np.arange(n) + 0.5) * extent / n - 0.5
+    pos = np.clip(pos, 0, x.shape[axis] - 1)
+    lo = np.minimum(np.floor(pos).astype(int), x.shape[axis] - 2)
+    frac = (pos - lo).reshape([-1 if a == axis else 1 for a in range(3)])
+    out = (np.take(out, lo, axis=axis) * (1 - frac)
+           + np.take(out, lo + 1, axis=axis) * frac)
+  return out
+
+
+def test_crop_and_resize_matches_numpy_bilinear_upsampling():
+  x = _uint8_image((8, 8, 3), seed=3)
+  box = (1, 2, 5, 3)
+  out = _run(image.crop_and_resize, x, jnp.array(box), size=(8, 7))
+  np.testing.assert_allclose(
+      out, _numpy_bilinear_zoom(x / 255.0, box, (8, 7)), atol=1e-5)
+
+
 def test_random_resized_crop_full_box_is_identity():
   x = _uint8_image((8, 8, 3))
   out = _run(image.random_resized_crop, KEY, x, scale=(1.0, 1.0),

@@ -6,6 +6,7 @@ import functools
 import jax
 import numpy as np
 import pytest
+import scipy.special
 
 from contrastive.augment import sensor
 
@@ -128,6 +129,23 @@ def test_time_warp_is_monotone_with_fixed_ends():
   assert np.abs(outs - ramp).max() > 0.01
   with pytest.raises(ValueError, match="num_knots"):
     _run(sensor.time_warp, KEY, ramp, num_knots=-1)
+
+
+def test_time_warp_matches_numpy():
+  # The same draws, pushed through the formulas in NumPy/SciPy: log-normal
+  # speeds at evenly spaced knots, interpolated, integrated, rescaled to
+  # [0, T-1], and the window resampled there.
+  x = _window(40, 3)
+  sigma, knots = 0.4, 3
+  u = np.asarray(jax.random.uniform(KEY, (knots + 3,)))
+  speeds = np.exp(sigma * scipy.special.ndtri(u[1:]))
+  t = np.arange(40.0)
+  speed = np.interp(t, np.linspace(0, 39, knots + 2), speeds)
+  warped = np.cumsum(speed) - speed[0]
+  warped *= 39 / warped[-1]
+  expected = np.stack([np.interp(warped, t, x[:, c]) for c in range(3)], 1)
+  out = _run(sensor.time_warp, KEY, x, sigma=sigma, num_knots=knots)
+  np.testing.assert_allclose(out, expected, atol=1e-4)
 
 
 def test_channel_mask_zeroes_exactly_one_group():
