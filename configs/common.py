@@ -132,7 +132,7 @@ def base_config(arg: str | None) -> ml_collections.ConfigDict:
   if size == "small":
     config.optimizer.update(name="adamw", learning_rate=1e-3, lr_scaling="none",
                             warmup_steps=50, weight_decay=1e-4)
-    config.train.update(batch_size=256, num_epochs=0, num_steps=400,
+    config.train.update(batch_size=128, num_epochs=0, num_steps=300,
                         log_every=20, checkpoint_every=200, eval_every=0)
     config.eval.update(max_train_examples=20000, max_test_examples=5000)
     config.moco.update(queue_size=4096)
