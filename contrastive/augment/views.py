@@ -12,6 +12,14 @@ from contrastive.augment.presets import Augment
 Array = jax.Array
 AugmentLike = Union[Augment, Callable[[Array, Array], Array]]
 
+# The batch layout each modality's pipeline expects (checked up front, so a
+# wrong rank fails before any work with an error naming the layout).
+_BATCH_LAYOUTS = {
+    "image": ("B", "H", "W", "C"),
+    "audio": ("B", "T"),
+    "sensor": ("B", "T", "C"),
+}
+
 
 def make_views(
     rng: Array,
@@ -49,6 +57,13 @@ def make_views(
     raise ValueError(
         f"batch_x must be a batch [B, ...], got shape {jnp.shape(batch_x)}."
     )
+  if isinstance(augment, Augment) and augment.modality in _BATCH_LAYOUTS:
+    layout = _BATCH_LAYOUTS[augment.modality]
+    if jnp.ndim(batch_x) != len(layout):
+      raise ValueError(
+          f"the {augment.name!r} ({augment.modality}) augmentation takes"
+          f" batches {layout}, got shape {jnp.shape(batch_x)}."
+      )
   batch = jnp.shape(batch_x)[0]
   keys = jax.random.split(rng, (num_views, batch))
   if not isinstance(augment, Augment):

@@ -192,7 +192,9 @@ def test_errors():
   augment = AUGMENTS["simclr"]
   with pytest.raises(ValueError, match="num_views"):
     make_views(KEY, _images(), augment, num_views=0)
-  with pytest.raises(ValueError, match="rank 3"):
+  with pytest.raises(ValueError, match=r"simclr' \(image\) .* takes batches"):
     make_views(KEY, _images()[:, 0], augment)
+  with pytest.raises(ValueError, match="rank 3"):  # the per-example check
+    make_views(KEY, _images()[:, 0], lambda k, x: augment(k, x))
   assert set(presets.PRESETS) == {"simclr", "mocov2", "byol", "audio_default",
                                   "sensor_default", "none"}
