@@ -30,7 +30,7 @@ from contrastive.data import tfds_source
 from contrastive.data import uci_hapt
 
 TFDS_PREFIX = "tfds:"
-FASHION_MNIST_SOURCES = ("files", "tfds")
+FASHION_MNIST_SOURCES = ("auto", "files", "tfds")
 
 
 def _tfds_builder(tfds_name: str) -> Callable[..., base.Dataset]:
@@ -44,9 +44,22 @@ def _tfds_builder(tfds_name: str) -> Callable[..., base.Dataset]:
 
 
 def _fashion_mnist(split: str, *, data_dir: str | None = None,
-                   source: str = "files",
+                   source: str = "auto",
                    download: bool = False) -> base.Dataset:
-  """Files first; TFDS when asked (`source='tfds'`)."""
+  """IDX files (`'files'`), TFDS (`'tfds'`), or `'auto'`: the IDX files if
+  they are found (data_dir, ../shared/data, Debian's package path), else a
+  TFDS copy, so one config serves every machine."""
+  if source == "auto":
+    try:
+      return _fashion_mnist(split, data_dir=data_dir, source="files")
+    except FileNotFoundError as files_error:
+      try:
+        return _fashion_mnist(split, data_dir=None, source="tfds",
+                              download=download)
+      except FileNotFoundError as tfds_error:
+        raise FileNotFoundError(
+            f"Fashion-MNIST not found as IDX files ({files_error}) nor in"
+            f" TFDS ({tfds_error}).") from tfds_error
   if source == "files":
     if download:
       raise ValueError("download applies to source='tfds' only; the IDX files"

@@ -15,7 +15,7 @@ def test_fsdd_from_config_dict(shared_data_dir):
       "name": "fsdd", "data_dir": str(shared_data_dir / "fsdd"),
       "clip_samples": 4000, "held_out_speaker": "george"})
   ds = data.build_dataset(config, "test")
-  assert len(ds) == 500 and ds.info.input_shape == (4000, 1)
+  assert len(ds) == 500 and ds.info.input_shape == (4000,)
   assert isinstance(ds, data.Dataset)
   example = ds[0]
   assert {"x", "label", "index", "speaker"} <= set(example)
@@ -44,6 +44,14 @@ def test_tfds_names_under_mock():
     assert fmnist.info.extras["source"] == "tfds" and len(fmnist) == 3
     assert mnist[0]["x"].shape == (28, 28, 1)
     assert imagenet.get_batch([0, 1, 2])["x"].shape == (3, 16, 16, 3)
+
+
+def test_fashion_mnist_auto_falls_back_to_tfds(tmp_path):
+  """No IDX files where the config points: the TFDS copy is used."""
+  with tfds.testing.mock_data(num_examples=3):
+    ds = data.build_dataset(
+        {"name": "fashion_mnist", "data_dir": str(tmp_path)}, "train")
+  assert ds.info.extras["source"] == "tfds" and len(ds) == 3
 
 
 def test_hapt_options_reach_the_reader(tmp_path):
@@ -90,10 +98,11 @@ def test_unknown_field_lists_allowed_fields():
 
 
 def test_bad_source_and_config_type(tmp_path):
-  with pytest.raises(ValueError, match="'files', 'tfds'"):
+  with pytest.raises(ValueError, match="'auto', 'files', 'tfds'"):
     data.build_dataset({"name": "fashion_mnist", "source": "web"}, "train")
   with pytest.raises(ValueError, match="source='tfds' only"):
-    data.build_dataset({"name": "fashion_mnist", "download": True}, "train")
+    data.build_dataset({"name": "fashion_mnist", "source": "files",
+                        "download": True}, "train")
   with pytest.raises(ValueError, match="ConfigDict or a mapping"):
     data.build_dataset(["fsdd"], "train")
   with pytest.raises(FileNotFoundError, match="free-spoken-digit-dataset"):
