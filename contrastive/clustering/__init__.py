@@ -1,4 +1,4 @@
-"""Cluster-aware negatives and batches: MCL, ClusterNS, cluster-balanced batches.
+"""Cluster-aware negatives and batches: MCL, ClusterNS, balanced batches.
 
 Modules:
 

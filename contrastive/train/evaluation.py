@@ -2,7 +2,10 @@
 
 Features are the backbone's output (`'features'`), as in the linear-probe
 protocol of SimCLR and MoCo; alignment and uniformity use the normalised
-projections of two augmented views (Wang & Isola 2020).
+projections of two augmented views (Wang & Isola 2020). Under MCL the
+representation is the concatenation of every stage's features (finished
+stages first, then the current encoder); alignment and uniformity are the
+current encoder's.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import numpy as np
 
 from contrastive import augment as augment_lib
 from contrastive import evaluate as eval_lib
+from contrastive.clustering import stages
 from contrastive.train import embedding
 
 
@@ -23,13 +27,28 @@ def _variables(state) -> dict[str, Any]:
   return variables
 
 
-def _embed(exp, state, dataset, max_examples, metadata=()):
+def representation_variables(state) -> list[dict[str, Any]]:
+  """The encoders whose features, concatenated in this order, are the
+  representation: MCL's finished stages, then the current encoder."""
+  mcl = state.extra.get("mcl")
+  earlier = stages.finished_encoders(mcl) if mcl is not None else []
+  return [*earlier, _variables(state)]
+
+
+def embed_representation(exp, state, dataset, max_examples=None,
+                         metadata=()) -> dict[str, np.ndarray]:
+  """'features' (the representation), 'label' and `metadata` of the first
+  `max_examples` examples of `dataset`, as NumPy arrays."""
   fn = embedding.make_embed_fn(exp.deps.model, exp.preprocess, ("features",),
                                exp.mesh)
-  return embedding.embed_dataset(
-      fn, _variables(state), dataset, exp.mesh,
+  parts = [embedding.embed_dataset(
+      fn, variables, dataset, exp.mesh,
       batch_size=int(exp.config.eval.get("batch_size", 512)),
       max_examples=max_examples, metadata=metadata)
+           for variables in representation_variables(state)]
+  out = parts[-1]
+  out["features"] = np.concatenate([p["features"] for p in parts], axis=-1)
+  return out
 
 
 def _knn(exp, train, test) -> float:
@@ -44,8 +63,10 @@ def _knn(exp, train, test) -> float:
 def monitor(exp, state) -> dict[str, float]:
   """Cheap kNN accuracy on subsets, logged during training."""
   cfg = exp.config.eval
-  train = _embed(exp, state, exp.train_data, cfg.get("monitor_train_examples", 5000))
-  test = _embed(exp, state, exp.test_data, cfg.get("monitor_test_examples", 1000))
+  train = embed_representation(exp, state, exp.train_data,
+                               cfg.get("monitor_train_examples", 5000))
+  test = embed_representation(exp, state, exp.test_data,
+                              cfg.get("monitor_test_examples", 1000))
   return {"knn_monitor": _knn(exp, train, test)}
 
 
@@ -71,10 +92,10 @@ def final(exp, state) -> dict[str, Any]:
   and a probe of each nuisance variable (speaker, subject) if present."""
   cfg = exp.config.eval
   nuisances = (cfg.nuisance,) if cfg.get("nuisance") else ()
-  train = _embed(exp, state, exp.train_data, cfg.get("max_train_examples"),
-                 nuisances)
-  test = _embed(exp, state, exp.test_data, cfg.get("max_test_examples"),
-                nuisances)
+  train = embed_representation(exp, state, exp.train_data,
+                               cfg.get("max_train_examples"), nuisances)
+  test = embed_representation(exp, state, exp.test_data,
+                              cfg.get("max_test_examples"), nuisances)
   results: dict[str, Any] = {"knn_accuracy": _knn(exp, train, test)}
   probe = eval_lib.linear_probe(
       train["features"], train["label"], test["features"], test["label"],

@@ -5,6 +5,13 @@ method, model, dataset or augmentation names fail here, with the valid
 names), loads the data, and binds the model, augmentation, objective and
 optimizer into the static `StepDeps` of the train step. `init_state` and
 `compile_train_step` then place the state and the step on the mesh.
+
+Cluster methods add to this: `config.mcl` (multistage contrastive learning:
+the run is `num_stages` stages, negatives restricted by the train step's
+`restrict_negatives` rule), `config.balanced_batches` (a cluster-balanced
+sampler), and stateful losses (ClusterNS); their state is initialised here,
+in `TrainState.extra`, and changed between steps by
+`contrastive.clustering.hooks`.
 """
 from __future__ import annotations
 
@@ -19,6 +26,9 @@ import numpy as np
 from contrastive import augment as augment_lib
 from contrastive import data as data_lib
 from contrastive import models as models_lib
+from contrastive.clustering import batching
+from contrastive.clustering import mcl as mcl_lib
+from contrastive.clustering import stages
 from contrastive.negatives import queue as queue_lib
 from contrastive.train import mesh as mesh_lib
 from contrastive.train.objectives import build_objective
@@ -44,17 +54,24 @@ class Experiment:
   batch_size: int          # global
   num_steps: int
   lr_schedule: Any
+  mcl: mcl_lib.MCLConfig | None = None              # config.mcl
+  balanced: batching.BalancedConfig | None = None   # config.balanced_batches
+  sampler: Any = None    # the IndexSampler (None: shuffle every epoch)
 
   @property
   def process_batch_size(self) -> int:
     return self.batch_size // jax.process_count()
+
+  def optimizer_step(self, step: int) -> int:
+    """The optimizer's own step count at global `step` (MCL restarts it)."""
+    return step % self.mcl.steps_per_stage if self.mcl else step
 
   def train_iterator(self):
     return data_lib.BatchIterator(
         self.train_data, batch_size=self.batch_size,
         seed=self.config.seed, shuffle=True, drop_remainder=True,
         process_index=jax.process_index(),
-        process_count=jax.process_count())
+        process_count=jax.process_count(), sampler=self.sampler)
 
 
 def _num_steps(config, num_examples: int) -> int:
@@ -69,8 +86,10 @@ def build_experiment(config, *, devices=None) -> Experiment:
   objective = build_objective(config.loss, config.method)
   model = models_lib.build_model(config.model)
   augment = augment_lib.build_augment(config.augment)
-  # Evaluation sees un-augmented inputs (uint8 images become [0, 1] floats).
-  preprocess = augment_lib.build_augment({"name": "none"}).view_fn(0)
+  # Evaluation sees un-augmented inputs (uint8 images become [0, 1] floats);
+  # the identity view draws nothing, so it takes no PRNG key.
+  preprocess = functools.partial(
+      augment_lib.build_augment({"name": "none"}).view_fn(0), None)
   batch_size = int(config.train.batch_size)
   if batch_size % jax.process_count():
     raise ValueError(
@@ -85,8 +104,18 @@ def build_experiment(config, *, devices=None) -> Experiment:
   train_data = data_lib.build_dataset(config.data, "train")
   test_data = data_lib.build_dataset(config.data, "test")
   num_steps = _num_steps(config, len(train_data))
+  mcl = mcl_lib.parse_config(config.get("mcl"), default_steps=num_steps,
+                             uses_negative_mask=objective.uses_negative_mask)
+  # Under MCL the optimizer (and its schedule) restarts with every stage.
+  stage_steps = mcl.steps_per_stage if mcl else num_steps
+  num_steps = mcl.num_steps if mcl else num_steps
+  balanced = batching.parse_config(
+      config.get("balanced_batches"), batch_size=batch_size,
+      num_examples=len(train_data))
+  sampler = balanced and batching.make_sampler(
+      balanced, batch_size=batch_size, seed=int(config.seed))
   tx, lr_schedule = build_optimizer(
-      config.optimizer, batch_size=batch_size, num_steps=num_steps)
+      config.optimizer, batch_size=batch_size, num_steps=stage_steps)
   momentum = None
   if config.method == "moco":
     moco = config.moco
@@ -102,11 +131,14 @@ def build_experiment(config, *, devices=None) -> Experiment:
       spec_transform=augment.spec_transform,
       momentum=momentum, num_views=int(config.get("num_views", 2)),
       use_predictor=bool(config.model.get("predictor_dims")),
+      restrict_negatives=mcl and mcl_lib.ClusterNegatives(
+          min_negatives=mcl.min_negatives, fallback=mcl.fallback),
   )
   return Experiment(
       config=config, train_data=train_data, test_data=test_data, deps=deps,
       preprocess=preprocess, mesh=mesh, batch_size=batch_size,
-      num_steps=num_steps, lr_schedule=lr_schedule)
+      num_steps=num_steps, lr_schedule=lr_schedule, mcl=mcl,
+      balanced=balanced, sampler=sampler)
 
 
 def _init_state(rng: jax.Array, example_x: jax.Array, *, exp: Experiment
@@ -120,10 +152,11 @@ def _init_state(rng: jax.Array, example_x: jax.Array, *, exp: Experiment
   params = variables["params"]
   batch_stats = variables.get("batch_stats", {})
   momentum_params = momentum_batch_stats = queue = None
+  out = jax.eval_shape(
+      functools.partial(deps.model.apply, train=False), variables, x)
   if exp.config.method == "moco":
     momentum_params = jax.tree.map(jnp.copy, params)
     momentum_batch_stats = jax.tree.map(jnp.copy, batch_stats)
-    out = deps.model.apply(variables, x, train=False)
     dim = out["projection"].shape[-1]
     moco = exp.config.moco
     if moco.get("queue_init", "empty") not in ("empty", "random"):
@@ -139,7 +172,26 @@ def _init_state(rng: jax.Array, example_x: jax.Array, *, exp: Experiment
       step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
       opt_state=deps.tx.init(params), rng=state_rng,
       momentum_params=momentum_params,
-      momentum_batch_stats=momentum_batch_stats, queue=queue)
+      momentum_batch_stats=momentum_batch_stats, queue=queue,
+      extra=_init_extra(exp, variables, out))
+
+
+def _init_extra(exp: Experiment, variables, out) -> dict[str, Any]:
+  """`TrainState.extra`: the state of a stateful loss and of the cluster
+  methods (all of it checkpointed with the rest)."""
+  extra = {}
+  objective = exp.deps.objective
+  if objective.has_state:
+    head = "prediction" if exp.deps.use_predictor else "projection"
+    extra["loss"] = objective.init_state(out[head].shape[-1], exp.batch_size)
+  if exp.mcl is not None:
+    encoder = {k: v for k, v in variables.items() if v}
+    extra["mcl"] = stages.init_mcl_state(len(exp.train_data),
+                                         exp.mcl.num_stages, encoder)
+  if exp.balanced is not None:
+    extra["balanced_clusters"] = jnp.full((len(exp.train_data),), -1,
+                                          jnp.int32)
+  return extra
 
 
 def _example_input(exp: Experiment) -> np.ndarray:
@@ -159,10 +211,16 @@ def abstract_state(exp: Experiment) -> TrainState:
       jax.random.PRNGKey(0), _example_input(exp))
 
 
-def init_state(exp: Experiment) -> tuple[TrainState, Any]:
-  """Returns the sharded initial state and its shardings."""
+def init_state(exp: Experiment, rng: jax.Array | None = None
+               ) -> tuple[TrainState, Any]:
+  """Returns the sharded initial state and its shardings.
+
+  `rng` defaults to `PRNGKey(config.seed)`; MCL passes its own for the fresh
+  encoder of each stage.
+  """
   example = _example_input(exp)
-  rng = jax.random.PRNGKey(exp.config.seed)
+  if rng is None:
+    rng = jax.random.PRNGKey(exp.config.seed)
   shapes = jax.eval_shape(functools.partial(_init_state, exp=exp), rng, example)
   shardings = state_shardings(exp, shapes)
   init = jax.jit(functools.partial(_init_state, exp=exp),

@@ -1,6 +1,11 @@
 """`train_and_evaluate(config, workdir)`: the whole run, resumable.
 
 The launcher, the tests and the colabs all call this one function.
+
+Hooks (`contrastive.clustering.hooks`, chosen by the config) run host-side
+work between steps that may replace the state: MCL's stage transitions and
+the re-clustering of cluster-balanced batches. A hook has `restore(state)`,
+`before_step(state, step) -> (state, metrics)` and `summary() -> dict`.
 """
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ import jax
 import numpy as np
 from absl import logging
 
+from contrastive.clustering import hooks as hooks_lib
 from contrastive.train import evaluation
 from contrastive.train import experiment as experiment_lib
 from contrastive.train import mesh as mesh_lib
@@ -29,13 +35,22 @@ def _progress(total: int, initial: int, enabled: bool):
               desc="train", unit="step")
 
 
-def restore_or_init(exp, ckpt: Checkpointer, iterator):
-  """The latest checkpoint's state and data position, or a fresh state."""
+def restore_or_init(exp, ckpt: Checkpointer, iterator, hooks=()):
+  """The latest checkpoint's state and data position, or a fresh state.
+
+  Each hook's `restore(state)` runs before the data position is restored
+  (a cluster-balanced sampler needs its clusters to order the epoch).
+  """
   if ckpt.latest_step() is None:
-    return experiment_lib.init_state(exp)
+    state, shardings = experiment_lib.init_state(exp)
+    for hook in hooks:
+      hook.restore(state)
+    return state, shardings
   shapes = experiment_lib.abstract_state(exp)
   shardings = experiment_lib.state_shardings(exp, shapes)
   state, data_state = ckpt.restore(abstract_like(shapes, shardings))
+  for hook in hooks:
+    hook.restore(state)
   iterator.set_state(data_state)
   logging.info("resumed from step %d", int(state.step))
   return state, shardings
@@ -56,7 +71,8 @@ def train_and_evaluate(config, workdir: str, *,
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"),
                       max_to_keep=int(train_cfg.get("keep_checkpoints", 3)))
   iterator = exp.train_iterator()
-  state, shardings = restore_or_init(exp, ckpt, iterator)
+  hooks = hooks_lib.build_hooks(exp)
+  state, shardings = restore_or_init(exp, ckpt, iterator, hooks)
   step_fn = experiment_lib.compile_train_step(exp, shardings)
   writer = MetricsWriter(workdir, enabled=is_main)
   log_every = int(train_cfg.get("log_every", 50))
@@ -69,6 +85,10 @@ def train_and_evaluate(config, workdir: str, *,
   preempted = False
   with guard:
     for step in range(start, exp.num_steps):
+      for hook in hooks:
+        state, hook_metrics = hook.before_step(state, step)
+        if hook_metrics:
+          writer.write(step, hook_metrics)
       batch = mesh_lib.global_batch(next(iterator), exp.mesh)
       state, metrics = step_fn(state, batch)
       done = step + 1
@@ -83,7 +103,7 @@ def train_and_evaluate(config, workdir: str, *,
               " rate or raise the temperature (see metrics.jsonl).")
         metrics.update(steps_per_sec=rate,
                        examples_per_sec=rate * exp.batch_size,
-                       learning_rate=exp.lr_schedule(step))
+                       learning_rate=exp.lr_schedule(exp.optimizer_step(step)))
         writer.write(done, metrics)
         if bar is not None:
           bar.set_postfix(loss=f"{metrics['loss']:.4f}",
@@ -109,6 +129,8 @@ def train_and_evaluate(config, workdir: str, *,
   ckpt.close()
   results = evaluation.final(exp, state) if config.eval.get("final", True) else {}
   results["step"] = int(state.step)
+  for hook in hooks:
+    results.update(hook.summary())
   writer.write(int(state.step), {k: v for k, v in results.items()
                                  if isinstance(v, (int, float))})
   writer.close()

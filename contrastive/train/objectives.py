@@ -5,6 +5,10 @@
 single place they live. `config.method` picks where the negatives come from:
 `'simclr'` (the other examples of the global batch) or `'moco'` (a queue of
 keys from a momentum encoder).
+
+A loss may keep state across steps (ClusterNS's centroids): its spec then
+names the config fields of that state and how to initialise and update it;
+the train step keeps it in `TrainState.extra['loss']`.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from contrastive import losses
+from contrastive.clustering import clusterns
 
 Array = jax.Array
 METHODS = ("simclr", "moco")
@@ -39,10 +44,27 @@ class Projections:
 
 
 @dataclasses.dataclass(frozen=True)
+class _StateSpec:
+  """State a loss carries across steps.
+
+  `init(dim, batch_size, **fields)` and `update(state, proj, **fields)` read
+  the config.loss `fields` (their keyword defaults apply when absent).
+  """
+
+  init: Callable[..., Any]
+  update: Callable[..., Any]
+  fields: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
 class _Spec:
   fn: Callable[..., Any]
   methods: tuple[str, ...]
   call: Callable[..., Any]
+  # Whether `call` hands `negative_mask` to the loss (so that rules such as
+  # MCL's cluster restriction can act on it).
+  uses_negative_mask: bool = False
+  state: _StateSpec | None = None
 
 
 def _pairwise(fn, proj, batch, negatives, negative_mask, cfg, hparams):
@@ -91,19 +113,50 @@ def _multi_view(fn, proj, batch, negatives, negative_mask, cfg, hparams):
   return fn(jnp.swapaxes(proj.online, 0, 1), **hparams)
 
 
+def _clusterns(fn, proj, batch, negatives, negative_mask, cfg, hparams, *,
+               state):
+  del batch, negatives, cfg
+  return fn(proj.online[0], proj.online[1], state.centroids,
+            active=state.active, negative_mask=negative_mask, **hparams)
+
+
+def _clusterns_init(dim: int, batch_size: int, *, num_clusters: int = 128):
+  if num_clusters > batch_size:
+    raise ValueError(
+        f"config.loss.num_clusters={num_clusters} must be <= the global batch"
+        f" size {batch_size}: ClusterNS seeds its centroids from one batch.")
+  return clusterns.init_centroid_state(num_clusters, dim)
+
+
+def _clusterns_update(state, proj: Projections, *,
+                      centroid_momentum: float = 0.9,
+                      start_similarity: float = 0.4):
+  return clusterns.update_centroids(
+      state, proj.online[0], proj.online[1], momentum=centroid_momentum,
+      start_similarity=start_similarity)
+
+
 def _specs() -> Mapping[str, _Spec]:
   both = ("simclr", "moco")
+  masked = dict(uses_negative_mask=True)
   return {
-      "infonce": _Spec(losses.infonce, both, _pairwise_queue_symmetric),
-      "dcl": _Spec(losses.debiased_infonce, both, _pairwise_queue_symmetric),
+      "infonce": _Spec(losses.infonce, both, _pairwise_queue_symmetric,
+                       **masked),
+      "dcl": _Spec(losses.debiased_infonce, both, _pairwise_queue_symmetric,
+                   **masked),
       "hcl": _Spec(losses.hard_negative_infonce, both,
-                   _pairwise_queue_symmetric),
+                   _pairwise_queue_symmetric, **masked),
       "moco_filtered": _Spec(losses.dual_view_moco, ("moco",), _dual_view),
       "supcon": _Spec(losses.supervised_infonce, ("simclr",), _supcon),
       "cclk": _Spec(losses.kernel_conditional_infonce, ("simclr",),
                     _conditional),
       "decoupled_uniformity": _Spec(losses.decoupled_uniformity, ("simclr",),
                                     _multi_view),
+      "clusterns": _Spec(
+          clusterns.clusterns_infonce, ("simclr",), _clusterns, **masked,
+          state=_StateSpec(
+              _clusterns_init, _clusterns_update,
+              ("num_clusters", "centroid_momentum", "start_similarity"))),
   }
 
 
@@ -115,7 +168,8 @@ class Objective:
   """A loss bound to its hyperparameters and to the method's negatives.
 
   Call it as `objective(projections, batch, negatives=None,
-  negative_mask=None) -> (loss, aux)`.
+  negative_mask=None, state=None) -> (loss, aux)`; a stateful loss
+  (`has_state`) needs `state`, from `init_state` then `update_state`.
   """
 
   name: str
@@ -123,12 +177,44 @@ class Objective:
   spec: _Spec
   hparams: Mapping[str, Any]
   cfg: Mapping[str, Any]
+  state_hparams: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+  @property
+  def has_state(self) -> bool:
+    return self.spec.state is not None
+
+  @property
+  def uses_negative_mask(self) -> bool:
+    return self.spec.uses_negative_mask
+
+  def init_state(self, dim: int, batch_size: int) -> Any:
+    """The loss's initial state for `dim`-d projections, or None."""
+    if self.spec.state is None:
+      return None
+    return self.spec.state.init(dim, batch_size, **self._state_kwargs("init"))
+
+  def update_state(self, state: Any, proj: Projections) -> Any:
+    """The state after a step that produced `proj` (no gradient)."""
+    proj = dataclasses.replace(proj,
+                               online=jax.lax.stop_gradient(proj.online))
+    return self.spec.state.update(state, proj, **self._state_kwargs("update"))
+
+  def _state_kwargs(self, which: str) -> dict[str, Any]:
+    fn = getattr(self.spec.state, which)
+    names = inspect.signature(fn).parameters
+    return {k: v for k, v in self.state_hparams.items() if k in names}
 
   def __call__(self, proj: Projections, batch: Mapping[str, Array],
                negatives: Array | None = None,
-               negative_mask: Array | None = None):
+               negative_mask: Array | None = None, state: Any = None):
+    kwargs = {}
+    if self.spec.state is not None:
+      if state is None:
+        raise ValueError(f"loss {self.name!r} keeps state across steps; pass"
+                         " state= (from init_state / update_state).")
+      kwargs["state"] = state
     return self.spec.call(self.spec.fn, proj, batch, negatives, negative_mask,
-                          self.cfg, dict(self.hparams))
+                          self.cfg, dict(self.hparams), **kwargs)
 
 
 def build_objective(loss_config: Mapping[str, Any], method: str) -> Objective:
@@ -162,12 +248,15 @@ def build_objective(loss_config: Mapping[str, Any], method: str) -> Objective:
         f"Unknown condition {cfg['condition']!r} (config.loss.condition);"
         f" valid values: {', '.join(CONDITIONS)}."
     )
-  hparams = {k: v for k, v in cfg.items() if k not in _ADAPTER_FIELDS}
+  state_fields = spec.state.fields if spec.state is not None else ()
+  state_hparams = {k: v for k, v in cfg.items() if k in state_fields}
+  hparams = {k: v for k, v in cfg.items()
+             if k not in _ADAPTER_FIELDS and k not in state_fields}
   accepted = [
       p.name for p in inspect.signature(spec.fn).parameters.values()
       if p.kind == inspect.Parameter.KEYWORD_ONLY
-      and p.name not in ("negatives", "negative_mask")
-  ]
+      and p.name not in ("negatives", "negative_mask", "active")
+  ] + list(state_fields)
   unknown = sorted(set(hparams) - set(accepted))
   if unknown:
     raise ValueError(
@@ -175,4 +264,4 @@ def build_objective(loss_config: Mapping[str, Any], method: str) -> Objective:
         f" its hyperparameters are: {', '.join(accepted)}."
     )
   return Objective(name=name, method=method, spec=spec, hparams=hparams,
-                   cfg=cfg)
+                   cfg=cfg, state_hparams=state_hparams)

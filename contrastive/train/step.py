@@ -5,6 +5,11 @@ dataclass of static objects (the model, the optimizer, the augmentation, the
 objective), so that `jax.jit(functools.partial(train_step, deps=deps))`
 compiles one program for the global batch. Augmentation runs inside the step,
 on device, from the state's rng: a resumed run replays the same views.
+
+Method state beyond the encoders and the queue lives in `state.extra`: a
+stateful loss's state under 'loss' (updated here after each step), and
+whatever a `restrict_negatives` rule reads (e.g. MCL's cluster assignments
+under 'mcl', changed between steps by the train loop's hooks).
 """
 from __future__ import annotations
 
@@ -40,6 +45,11 @@ class StepDeps:
     num_views: views per example.
     use_predictor: use the online model's `prediction` output as the queries
       (MoCo v3 / BYOL-style asymmetric heads).
+    restrict_negatives: optional rule `(extra, batch, queue, base_mask) ->
+      (negative_mask, metrics)` that narrows the negatives from state
+      (`state.extra`); `base_mask` is what the method allows without it
+      (`[b, b]` not-self in-batch, `[K]` valid rows for a queue), `queue` is
+      None in in-batch mode. The objective must use `negative_mask`.
   """
 
   model: nn.Module
@@ -50,6 +60,8 @@ class StepDeps:
   momentum: Callable[[Array], Array] | None = None
   num_views: int = 2
   use_predictor: bool = False
+  restrict_negatives: Callable[..., tuple[Array, dict[str, Array]]] | None = (
+      None)
 
 
 def _forward(deps: StepDeps, params, batch_stats, x, rng, train: bool):
@@ -73,6 +85,23 @@ def _forward(deps: StepDeps, params, batch_stats, x, rng, train: bool):
 
 def _split_views(x: Array, num_views: int) -> Array:
   return x.reshape((num_views, x.shape[0] // num_views) + x.shape[1:])
+
+
+def _negatives(state: TrainState, batch: Mapping[str, Array], deps: StepDeps):
+  """The queue (or None: in-batch), its `negative_mask`, and rule metrics."""
+  b = batch["x"].shape[0]
+  negatives = negative_mask = None
+  if state.queue is not None:
+    negatives = state.queue.keys
+    negative_mask = jnp.broadcast_to(state.queue.valid,
+                                     (b,) + state.queue.valid.shape)
+  if deps.restrict_negatives is None:
+    return negatives, negative_mask, {}
+  base = (state.queue.valid if state.queue is not None
+          else ~jnp.eye(b, dtype=bool))
+  negative_mask, metrics = deps.restrict_negatives(
+      state.extra, batch, state.queue, base)
+  return negatives, negative_mask, metrics
 
 
 def train_step(
@@ -103,11 +132,9 @@ def train_step(
     momentum_proj = jax.lax.stop_gradient(
         _split_views(key_out["projection"], deps.num_views))
 
-  negatives = negative_mask = None
-  if state.queue is not None:
-    negatives = state.queue.keys
-    b = batch["x"].shape[0]
-    negative_mask = jnp.broadcast_to(state.queue.valid, (b,) + state.queue.valid.shape)
+  negatives, negative_mask, rule_metrics = _negatives(state, batch, deps)
+  loss_state = state.extra.get("loss")
+  state_kwargs = {} if loss_state is None else {"state": loss_state}
 
   def loss_fn(params):
     out, new_batch_stats = _forward(deps, params, state.batch_stats,
@@ -116,17 +143,23 @@ def train_step(
     proj = Projections(online=_split_views(out[head], deps.num_views),
                        momentum=momentum_proj)
     loss, aux = deps.objective(proj, batch, negatives=negatives,
-                               negative_mask=negative_mask)
-    return loss, (aux, new_batch_stats)
+                               negative_mask=negative_mask, **state_kwargs)
+    return loss, (aux, new_batch_stats, proj.online)
 
-  (loss, (aux, batch_stats)), grads = jax.value_and_grad(
+  (loss, (aux, batch_stats, online)), grads = jax.value_and_grad(
       loss_fn, has_aux=True)(state.params)
   updates, opt_state = deps.tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
 
-  metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), **aux}
+  metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), **aux,
+             **rule_metrics}
   new_fields = dict(step=state.step + 1, params=params,
                     batch_stats=batch_stats, opt_state=opt_state, rng=rng)
+  if loss_state is not None:
+    new_fields["extra"] = {
+        **state.extra,
+        "loss": deps.objective.update_state(
+            loss_state, Projections(online=online, momentum=momentum_proj))}
   if state.momentum_params is not None:
     m = deps.momentum(state.step)
     new_fields["momentum_params"] = jax.tree.map(

@@ -1,0 +1,123 @@
+"""The cluster methods through `train_and_evaluate` (tiny uci_hapt runs).
+
+MCL: 2 stages of 2 steps; the stage transition stores assignments of the
+expected shape in the checkpointed state, logs the clustering time share,
+and a run resumed mid-stage-2 restores them and ends bitwise where the
+uninterrupted run ends; evaluation concatenates both stages' features.
+ClusterNS with cluster-balanced batches: centroids start and live in the
+state, the balanced clusters are stored and re-computed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+from configs import clusterns
+from configs import mcl
+from contrastive.train import evaluation
+from contrastive.train import experiment
+from contrastive.train.checkpoint import Checkpointer, abstract_like
+from contrastive.train.loop import train_and_evaluate
+
+
+def _mcl_config():
+  config = mcl.get_config("uci_hapt,tiny")
+  config.mcl.steps_per_stage = 2
+  config.train.checkpoint_every = 1
+  config.train.keep_checkpoints = 10
+  config.eval.nuisance = None  # the tiny test subset holds one subject
+  return config
+
+
+def _restore(config, workdir, step):
+  exp = experiment.build_experiment(config)
+  shapes = experiment.abstract_state(exp)
+  target = abstract_like(shapes, experiment.state_shardings(exp, shapes))
+  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
+  state, data_state = ckpt.restore(target, step)
+  ckpt.close()
+  return exp, state, data_state
+
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp("mcl") / "straight")
+  config = _mcl_config()
+  return config, workdir, train_and_evaluate(config, workdir)
+
+
+def test_stage_transition_stores_assignments(straight_run):
+  config, workdir, results = straight_run
+  assert results["step"] == 4
+  assert 0 < results["mcl/stage1_cluster_share"]
+  assert "linear_probe_accuracy" in results
+  _, before, _ = _restore(config, workdir, 2)   # saved before the transition
+  assert int(before.extra["mcl"].stage) == 1
+  assert np.all(np.asarray(before.extra["mcl"].assignments) == -1)
+  exp, mid, _ = _restore(config, workdir, 3)
+  assignments = np.asarray(mid.extra["mcl"].assignments)
+  assert int(mid.extra["mcl"].stage) == 2
+  assert assignments.shape == (len(exp.train_data), 1)
+  assert set(np.unique(assignments)) == {0, 1}      # num_clusters = 2
+  # Stage 1's encoder is kept, and a fresh stage-2 encoder replaced it.
+  (stage1,) = evaluation.representation_variables(mid)[:-1]
+  same = jax.tree.map(lambda a, b: bool(np.array_equal(a, b)),
+                      stage1["params"], before.params)
+  assert all(jax.tree.leaves(same))
+  assert not np.array_equal(np.asarray(jax.tree.leaves(mid.params)[0]),
+                            np.asarray(jax.tree.leaves(before.params)[0]))
+  features = evaluation.embed_representation(exp, mid, exp.test_data, 8)
+  width = exp.deps.model.apply(
+      evaluation._variables(mid), exp.preprocess(exp.test_data[0]["x"])[None],
+      train=False)["features"].shape[-1]
+  assert features["features"].shape == (8, 2 * width)
+  lines = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
+  stages_seen = {l["step"]: l["mcl_stage"] for l in lines if "mcl_stage" in l}
+  assert stages_seen == {1: 1.0, 2: 1.0, 3: 2.0, 4: 2.0}
+  # Logged when stage 1 ends (step 2), and again with the final results.
+  logged = [l["step"] for l in lines if "mcl/stage1_cluster_share" in l]
+  assert logged == [2, 4]
+
+
+def test_resume_mid_stage_restores_the_schedule(straight_run, tmp_path):
+  config, workdir, _ = straight_run
+  resumed = str(tmp_path / "resumed")
+  shutil.copytree(os.path.join(workdir, "checkpoints"),
+                  os.path.join(resumed, "checkpoints"))
+  shutil.rmtree(os.path.join(resumed, "checkpoints", "4"))
+  config.eval.final = False
+  assert train_and_evaluate(config, resumed)["step"] == 4
+  _, a, data_a = _restore(config, workdir, 4)
+  _, b, data_b = _restore(config, resumed, 4)
+  assert data_a == data_b
+  leaves_a, tree_a = jax.tree.flatten(jax.device_get(a))
+  leaves_b, tree_b = jax.tree.flatten(jax.device_get(b))
+  assert tree_a == tree_b
+  for x, y in zip(leaves_a, leaves_b):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_clusterns_with_balanced_batches(tmp_path):
+  config = clusterns.get_config("uci_hapt,tiny,remove,balanced")
+  config.loss.start_similarity = 1.0   # start the centroids at once
+  config.train.num_steps = 3
+  config.eval.final = False
+  assert train_and_evaluate(config, str(tmp_path))["step"] == 3
+  _, state, _ = _restore(config, str(tmp_path), 3)
+  centroids = state.extra["loss"]
+  assert bool(centroids.active)
+  assert centroids.centroids.shape == (config.loss.num_clusters, 8)
+  np.testing.assert_allclose(
+      np.linalg.norm(np.asarray(centroids.centroids), axis=1), 1.0, rtol=1e-5)
+  clusters = np.asarray(state.extra["balanced_clusters"])
+  assert clusters.min() >= 0 and clusters.max() < 4
+  lines = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+  reclustered = [l["step"] for l in lines if "balanced/cluster_seconds" in l]
+  assert reclustered == [0, 2]            # recluster_every = 2
+  active = [l["clusterns_active"] for l in lines if "clusterns_active" in l]
+  assert active == [0.0, 1.0, 1.0]        # seeded by step 1's update
