@@ -36,8 +36,9 @@ def _open_source(name: str, split: str, data_dir: Any, download: bool):
   try:
     return tfds.data_source(
         name, split=split, data_dir=data_dir, download=download)
+  # KeyError: TFDS found the dataset's metadata but no generated split.
   except (NotImplementedError, FileNotFoundError, AssertionError,
-          ValueError) as e:
+          ValueError, KeyError) as e:
     where = data_dir or "the TFDS default (~/tensorflow_datasets)"
     raise FileNotFoundError(
         f"TFDS dataset {name!r} split {split!r} could not be opened from"
