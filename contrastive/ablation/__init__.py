@@ -1,0 +1,16 @@
+"""Ablation sweeps: methods x datasets x seeds, one command, one table.
+
+- `grid`: the runs of a sweep config (`configs/ablation.py`) and each run's
+  config.
+- `runner.run_sweep`: runs them one after another in per-run workdirs,
+  resumably; a failed run is recorded and the sweep goes on.
+- `supervised`: the cross-entropy encoder used as a ceiling.
+- `similarity`: end-of-run histograms of positive / negative cosines.
+- `aggregate`, `plots`, `report.write_report`: mean ± std over seeds as CSV,
+  JSON and Markdown, and PNG plots.
+- `negative_weights`: how DCL, HCL, CCL-K and SimANS weigh each negative
+  of a batch (the loss-explorer colab).
+
+The launcher is `python -m launch.ablate --config=configs/ablation.py:default
+--workdir=...`.
+"""

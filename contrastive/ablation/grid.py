@@ -1,0 +1,160 @@
+"""The runs of a sweep: methods x datasets x seeds, and each run's config.
+
+A sweep config (`configs/ablation.py`) names the methods, datasets and seeds
+and how to build each run's config from a method's config file:
+
+  sweep.methods         ('simclr', 'dcl', ...)       the order of the table
+  sweep.method_specs    {name: {config, kind, arg_suffix, datasets,
+                                overrides}}
+  sweep.datasets, sweep.seeds, sweep.size
+  sweep.run_overrides   applied to every run (the per-run budget)
+  sweep.dataset_overrides  {dataset: overrides}
+
+A run's config is `configs/<spec.config>.py:get_config('<dataset>,<size>'
++ arg_suffix)`, then `run_overrides`, `dataset_overrides[dataset]` and
+`spec.overrides` merged in that order, then `seed`. Overrides are nested
+mappings, e.g. `{'train': {'num_steps': 0}}`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import pathlib
+from typing import Any, Mapping
+
+import ml_collections
+
+# How a run is trained: by `contrastive.train.loop.train_and_evaluate`, or by
+# the cross-entropy baseline of `contrastive.ablation.supervised`.
+KINDS = ("contrastive", "supervised")
+DEFAULT_CONFIGS_DIR = pathlib.Path(__file__).resolve().parents[2] / "configs"
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """One cell of the grid.
+
+  Attributes:
+    method: the method's name in the sweep (a key of `method_specs`).
+    dataset: the dataset's name (a key of `configs.common.DATASETS`).
+    seed: the run's seed.
+    kind: one of `KINDS`.
+  """
+
+  method: str
+  dataset: str
+  seed: int
+  kind: str = "contrastive"
+
+  @property
+  def run_id(self) -> str:
+    """The run's folder name under the sweep's `runs/`."""
+    return f"{self.dataset}__{self.method}__seed{self.seed}"
+
+
+def _as_dict(value: Any) -> Any:
+  if hasattr(value, "to_dict"):
+    return value.to_dict()
+  return value
+
+
+def method_specs(sweep: Any) -> dict[str, dict[str, Any]]:
+  """The sweep's method specs as plain dicts with every field filled in."""
+  specs = _as_dict(sweep.method_specs)
+  out = {}
+  for name in sweep.methods:
+    if name not in specs:
+      raise ValueError(
+          f"method {name!r} of sweep.methods has no entry in"
+          " sweep.method_specs; specified methods:"
+          f" {', '.join(sorted(specs))}.")
+    spec = dict(config=name, kind="contrastive", arg_suffix="", datasets=None,
+                overrides={})
+    spec.update(_as_dict(specs[name]))
+    if spec["kind"] not in KINDS:
+      raise ValueError(
+          f"method {name!r} has kind {spec['kind']!r}; valid kinds:"
+          f" {', '.join(KINDS)}.")
+    out[name] = spec
+  return out
+
+
+def expand(sweep: Any) -> list[Run]:
+  """Every run of the sweep, dataset-major, then method, then seed.
+
+  A method whose spec lists `datasets` runs on those only (e.g. CCL-K's fair
+  mode needs a nuisance variable).
+
+  Example:
+    >>> runs = expand(configs.ablation.get_config('smoke'))
+    >>> runs[0].run_id
+    'uci_hapt__random_init__seed0'
+  """
+  specs = method_specs(sweep)
+  if not sweep.seeds:
+    raise ValueError("sweep.seeds is empty; give at least one seed.")
+  runs = []
+  for dataset in sweep.datasets:
+    for name in sweep.methods:
+      allowed = specs[name]["datasets"]
+      if allowed is not None and dataset not in allowed:
+        continue
+      for seed in sweep.seeds:
+        runs.append(Run(name, dataset, int(seed), specs[name]["kind"]))
+  return runs
+
+
+def load_config_module(name: str,
+                       configs_dir: str | pathlib.Path | None = None):
+  """Imports `<configs_dir>/<name>.py` by path (configs is not a package
+  that an installed `contrastive` carries)."""
+  folder = pathlib.Path(configs_dir or DEFAULT_CONFIGS_DIR)
+  path = folder / f"{name}.py"
+  if not path.is_file():
+    available = sorted(p.stem for p in folder.glob("*.py")
+                       if not p.stem.startswith("_"))
+    raise ValueError(
+        f"no config file {path}; configs in {folder}: {', '.join(available)}.")
+  spec = importlib.util.spec_from_file_location(f"_ablation_configs_{name}",
+                                                path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def merge_overrides(config: ml_collections.ConfigDict,
+                    overrides: Mapping[str, Any], prefix: str = "config"
+                    ) -> None:
+  """Recursively sets `overrides` on `config`; unknown fields are an error.
+
+  A ConfigDict value that is a mapping is merged field by field; any other
+  value replaces the field (None included).
+  """
+  for key, value in dict(_as_dict(overrides)).items():
+    if key not in config:
+      raise ValueError(
+          f"override {prefix}.{key} names no field; fields of {prefix}:"
+          f" {', '.join(sorted(config.keys()))}.")
+    current = config[key]
+    if isinstance(current, ml_collections.ConfigDict) and isinstance(
+        value, Mapping):
+      merge_overrides(current, value, f"{prefix}.{key}")
+    else:
+      with config.ignore_type():
+        config[key] = value
+
+
+def run_config(run: Run, sweep: Any,
+               configs_dir: str | pathlib.Path | None = None
+               ) -> ml_collections.ConfigDict:
+  """The full config of `run`, ready for `train_and_evaluate`."""
+  spec = method_specs(sweep)[run.method]
+  module = load_config_module(spec["config"], configs_dir)
+  config = module.get_config(
+      f"{run.dataset},{sweep.size}{spec['arg_suffix']}")
+  merge_overrides(config, _as_dict(sweep.get("run_overrides", {})))
+  per_dataset = _as_dict(sweep.get("dataset_overrides", {}))
+  merge_overrides(config, per_dataset.get(run.dataset, {}))
+  merge_overrides(config, spec["overrides"])
+  config.seed = run.seed
+  return config
