@@ -1,0 +1,117 @@
+"""Positive and negative similarities of a finished run, as histograms.
+
+At the end of a run, two augmented views of held-out examples go through the
+trained encoder; the cosine similarities of the two views of one example
+(positives) and of different examples (negatives) are binned
+(`contrastive.evaluate.similarity_distribution`). A method that separates
+the two distributions well has learnt invariance without collapse.
+
+The train loop does not return its final state, so it is restored from the
+run's last checkpoint with the loop's own `restore_or_init`.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import jax
+import numpy as np
+
+from contrastive import evaluate as eval_lib
+from contrastive.ablation import runner
+from contrastive.augment import make_views
+from contrastive.train import experiment as experiment_lib
+from contrastive.train import loop
+from contrastive.train.checkpoint import Checkpointer
+
+
+
+def restore_final_state(config, workdir: str):
+  """`(experiment, state)` of the run in `workdir` at its latest checkpoint.
+
+  Raises:
+    ValueError: `workdir` holds no checkpoint.
+  """
+  exp = experiment_lib.build_experiment(config)
+  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
+  try:
+    if ckpt.latest_step() is None:
+      raise ValueError(f"no checkpoint under {workdir}/checkpoints to"
+                       " restore; train the run first.")
+    state, _ = loop.restore_or_init(exp, ckpt, exp.train_iterator())
+  finally:
+    ckpt.close()
+  return exp, state
+
+
+def view_similarities(exp, state, *, num_examples: int = 512,
+                      num_negatives: int = 20_000, seed: int = 0
+                      ) -> eval_lib.SimilarityDistribution:
+  """Cosines of positive and negative pairs of two views of test examples.
+
+  Args:
+    exp: the run's `Experiment` (model, augmentation, test split).
+    state: its train state (`params`, `batch_stats`).
+    num_examples: the first `num_examples` test examples are used (>= 2).
+    num_negatives: negative pairs sampled (all pairs if fewer exist).
+    seed: seeds the views and the negative sample.
+
+  Returns:
+    A `SimilarityDistribution` of `positive [n]` and `negative` cosines of the
+    projections.
+
+  Example:
+    >>> exp, state = restore_final_state(config, workdir)
+    >>> sims = view_similarities(exp, state, num_examples=256)
+  """
+  n = min(len(exp.test_data), int(num_examples))
+  if n < 2:
+    raise ValueError(f"num_examples must be >= 2, got {num_examples}.")
+  x = np.asarray(exp.test_data.get_batch(np.arange(n))["x"])
+  variables = {"params": state.params}
+  if state.batch_stats:
+    variables["batch_stats"] = state.batch_stats
+  model, augment = exp.deps.model, exp.deps.augment
+
+  @jax.jit
+  def project(variables, rng, x):
+    views = make_views(rng, x, augment, num_views=2)
+    return [model.apply(variables, v, train=False)["projection"]
+            for v in views]
+
+  z1, z2 = project(variables, jax.random.PRNGKey(seed), x)
+  return eval_lib.similarity_distribution(
+      z1, z2, num_negatives=num_negatives, seed=seed)
+
+
+def histogram(sims: eval_lib.SimilarityDistribution, *, num_bins: int = 40
+              ) -> dict[str, Any]:
+  """Counts of positive and negative cosines on `num_bins` bins of [-1, 1]."""
+  if num_bins < 1:
+    raise ValueError(f"num_bins must be >= 1, got {num_bins}.")
+  edges = np.linspace(-1.0, 1.0, num_bins + 1)
+  # Rounding can put a cosine a hair outside [-1, 1]; keep it in the end bins.
+  positive, _ = np.histogram(np.clip(sims.positive, -1, 1), bins=edges)
+  negative, _ = np.histogram(np.clip(sims.negative, -1, 1), bins=edges)
+  return {"edges": edges.tolist(), "positive": positive.tolist(),
+          "negative": negative.tolist(),
+          "positive_mean": float(np.mean(sims.positive)),
+          "negative_mean": float(np.mean(sims.negative))}
+
+
+def write_histogram(config, workdir: str, *, exp=None, state=None,
+                    num_examples: int = 512, num_bins: int = 40
+                    ) -> dict[str, Any]:
+  """Computes the run's end-of-training histogram into `similarities.json`.
+
+  The state is restored from `workdir` unless `exp` and `state` are given.
+  """
+  if state is None or exp is None:
+    exp, state = restore_final_state(config, workdir)
+  sims = view_similarities(exp, state, num_examples=num_examples,
+                           seed=int(config.seed))
+  hist = histogram(sims, num_bins=num_bins)
+  with open(os.path.join(workdir, runner.HISTOGRAM_FILE), "w") as f:
+    json.dump(hist, f)
+  return hist
