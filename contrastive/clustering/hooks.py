@@ -22,7 +22,6 @@ import time
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
@@ -150,7 +149,7 @@ class BalancedBatchesHook:
         _stream(int(self._exp.config.seed), _BALANCED_STREAM, step))
     self._exp.sampler.set_assignments(result.assignments)
     new = state.replace(extra={
-        **state.extra, "balanced_clusters": jnp.asarray(result.assignments)})
+        **state.extra, "balanced_clusters": result.assignments})
     self._done, self._seconds = True, self._seconds + result.seconds
     return _place_like(new, state), {"balanced/cluster_seconds":
                                      result.seconds}

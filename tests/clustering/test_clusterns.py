@@ -194,3 +194,26 @@ def test_errors():
                                momentum=1.0)
   with pytest.raises(ValueError, match="num_clusters >= 2"):
     clusterns.init_centroid_state(1, 5)
+
+
+def test_objective_keeps_the_centroids_as_its_state():
+  from contrastive.train.objectives import Projections, build_objective
+  objective = build_objective(
+      {"name": "clusterns", "temperature": T, "num_clusters": 3,
+       "centroid_momentum": 0.5, "start_similarity": 0.9,
+       "false_negatives": "remove"}, "simclr")
+  assert objective.has_state and objective.uses_negative_mask
+  state = objective.init_state(5, batch_size=6)
+  z1, z2, _ = _inputs()
+  proj = Projections(online=jnp.stack([z1, z2]))
+  with pytest.raises(ValueError, match="pass state="):
+    objective(proj, {})
+  state = objective.update_state(state, proj)      # starts: mean cosine < 0.9
+  assert bool(state.active)
+  loss, _ = objective(proj, {}, state=state)
+  want = _numpy_loss(z1, z2, np.asarray(state.centroids), mode="remove")
+  np.testing.assert_allclose(float(loss), want, rtol=1e-5)
+  with pytest.raises(ValueError, match="num_clusters=3 must be <= the global"):
+    objective.init_state(5, batch_size=2)
+  with pytest.raises(ValueError, match="does not take.*num_clusters"):
+    build_objective({"name": "clusterns", "temperature": T, "k": 3}, "simclr")
