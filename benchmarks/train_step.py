@@ -8,6 +8,8 @@ Run from the repository root:
         --devices 1 --reference torch                     # side by side
     python -m benchmarks.train_step --dtype bfloat16      # opt-in bf16 compute
     python -m benchmarks.train_step --xla_flags=--xla_cpu_use_onednn=true
+    python -m benchmarks.train_step --profile_dir /tmp/prof  # top XLA ops
+    benchmarks/gpu.sh                                     # on an NVIDIA GPU
 
 Each modality's default dataset and full-size encoder come from
 configs/<method>.py (fashion_mnist: ResNet-18 small-image stem, width 64;
@@ -27,9 +29,12 @@ workers would make them), so the comparison, if anything, favours torch.
 Memory: `rss` is the process's peak resident set (getrusage ru_maxrss; for
 JAX it includes compilation); `xla` is the compiled step's
 `memory_analysis()` (arguments + outputs + temporaries - aliased donations),
-which torch has no equivalent of. FLOPs per step are XLA's
+which torch has no equivalent of; `dev` is the accelerator's peak
+(`memory_stats()['peak_bytes_in_use']`, torch.cuda.max_memory_allocated) on
+a GPU. FLOPs per step are XLA's
 `cost_analysis()` of our lowered (global, unpartitioned) step, the useful
-work whatever the device count; torch's rate uses the same count.
+work whatever the device count; torch's rate uses the same count, and
+`--peak_tflops` turns the rate into model FLOP utilisation (MFU).
 """
 from __future__ import annotations
 
@@ -41,6 +46,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from typing import Any
 
 # modality -> (dataset, one example's shape in the project's layout).
@@ -69,15 +75,38 @@ def _peak_rss_mib() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _time(run, warmup: int, steps: int) -> list[float]:
+def _time(run, warmup: int, steps: int) -> tuple[list[float], list[float]]:
+  """Wall and process CPU (user + system, all threads) seconds per step."""
   for _ in range(warmup):
     run()
-  times = []
+  wall, cpu = [], []
   for _ in range(steps):
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     run()
-    times.append(time.perf_counter() - start)
-  return times
+    wall.append(time.perf_counter() - start)
+    cpu.append(time.process_time() - start_cpu)
+  return wall, cpu
+
+
+def _profile_summary(trace_dir: str, top: int = 12) -> list[str]:
+  """The XLA ops taking the most time in a `jax.profiler` trace."""
+  import glob  # pylint: disable=import-outside-toplevel
+  from jax.profiler import ProfileData  # pylint: disable=import-outside-toplevel
+  total = Counter()
+  for path in glob.glob(os.path.join(trace_dir, "**", "*.xplane.pb"),
+                        recursive=True):
+    for plane in ProfileData.from_file(path).planes:
+      for line in plane.lines:
+        if line.name == "python":
+          continue
+        for event in line.events:
+          name = event.name
+          if name.startswith(("ThreadpoolListener", "end:", "ThunkExecutor")):
+            continue
+          total[name] += event.duration_ns
+  whole = sum(total.values()) or 1
+  return [f"{ns / 1e6:9.1f} ms {100 * ns / whole:5.1f}%  {name}"
+          for name, ns in total.most_common(top)]
 
 
 def run_jax(args) -> dict[str, Any]:
@@ -112,16 +141,22 @@ def run_jax(args) -> dict[str, Any]:
     holder["state"], metrics = compiled(holder["state"], batch)
     jax.block_until_ready(metrics)
 
+  profile = []
   if args.profile_dir:
     run()
     with jax.profiler.trace(args.profile_dir):
       run()
-  times = _time(run, args.warmup, args.steps)
+    profile = _profile_summary(args.profile_dir)
+  times, cpu_times = _time(run, args.warmup, args.steps)
+  stats = jax.local_devices()[0].memory_stats() or {}
   return {"framework": "jax", "devices": jax.device_count(),
-          "times": times, "compile_s": compile_s,
-          "flops": float(cost.get("flops", 0.0)),
+          "platform": jax.default_backend(), "times": times,
+          "cpu_times": cpu_times,
+          "compile_s": compile_s, "flops": float(cost.get("flops", 0.0)),
           "params": param_count(holder["state"].params),
-          "xla_mib": xla_bytes / 2**20, "rss_mib": _peak_rss_mib()}
+          "xla_mib": xla_bytes / 2**20, "rss_mib": _peak_rss_mib(),
+          "dev_mib": stats.get("peak_bytes_in_use", 0) / 2**20,
+          "profile": profile}
 
 
 def run_torch(args) -> dict[str, Any]:
@@ -133,6 +168,11 @@ def run_torch(args) -> dict[str, Any]:
   if args.dtype != "float32":
     raise ValueError("the torch reference runs in float32 only.")
   torch.set_num_threads(os.cpu_count() or 1)
+  cuda = args.torch_device == "cuda"
+  if cuda:
+    # JAX's default float32 matmuls and convolutions on recent NVIDIA GPUs
+    # use TF32; torch's convolutions do too, its matmuls only with this.
+    torch.set_float32_matmul_precision("high")
   config = _config(args.modality, args.method, args.batch_size, args.dtype)
   shape = MODALITIES[args.modality][1]
   step, model = step_lib.make_step(
@@ -140,12 +180,17 @@ def run_torch(args) -> dict[str, Any]:
       batch_size=args.batch_size, temperature=config.loss.temperature,
       learning_rate=config.optimizer.learning_rate,
       optimizer=config.optimizer.to_dict(), queue_size=QUEUE_SIZE,
-      ema=config.moco.momentum_start)
-  views = step_lib.random_views(shape, args.batch_size)
-  times = _time(lambda: float(step(views)), args.warmup, args.steps)
-  return {"framework": "torch", "devices": 1, "times": times,
+      ema=config.moco.momentum_start, device=args.torch_device)
+  views = step_lib.random_views(shape, args.batch_size).to(args.torch_device)
+  # float() waits for the step, on a GPU too.
+  times, cpu_times = _time(lambda: float(step(views)), args.warmup,
+                           args.steps)
+  return {"framework": "torch", "devices": 1,
+          "platform": args.torch_device, "times": times,
+          "cpu_times": cpu_times,
           "params": models.param_count(model),
-          "threads": torch.get_num_threads(), "rss_mib": _peak_rss_mib()}
+          "threads": torch.get_num_threads(), "rss_mib": _peak_rss_mib(),
+          "dev_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else 0}
 
 
 def _spawn(args, framework: str, devices: int, modality: str, method: str
@@ -158,7 +203,8 @@ def _spawn(args, framework: str, devices: int, modality: str, method: str
   cmd = [sys.executable, "-m", "benchmarks.train_step", "--worker", framework,
          "--modality", modality, "--method", method,
          "--batch_size", str(args.batch_size), "--steps", str(args.steps),
-         "--warmup", str(args.warmup), "--dtype", args.dtype]
+         "--warmup", str(args.warmup), "--dtype", args.dtype,
+         "--torch_device", args.torch_device]
   if args.profile_dir and framework == "jax":
     cmd += ["--profile_dir", os.path.join(args.profile_dir,
                                           f"{modality}_{method}_{devices}")]
@@ -170,14 +216,21 @@ def _spawn(args, framework: str, devices: int, modality: str, method: str
   raise RuntimeError(f"worker {' '.join(cmd[3:])} failed:\n{proc.stderr}")
 
 
-def _row(modality, method, r, batch: int, flops: float | None) -> str:
+def _row(modality, method, r, batch: int, flops: float | None,
+         peak_tflops: float) -> str:
   step_s = statistics.median(r["times"])
   rate = f"{flops / step_s / 1e9:>7.1f}" if flops else f"{'-':>7}"
+  mfu = ""
+  if peak_tflops:
+    mfu = (f" {100 * flops / step_s / (peak_tflops * 1e12):>5.1f}%" if flops
+           else f" {'-':>6}")
   xla = f"{r['xla_mib']:>7.0f}" if "xla_mib" in r else f"{'-':>7}"
+  dev = f"{r['dev_mib']:>7.0f}" if r.get("dev_mib") else f"{'-':>7}"
+  cpu = statistics.median(r["cpu_times"])
   return (f"{modality:<7} {method:<7} {r['framework']:<6} {r['devices']:>3}"
-          f" {batch:>5} {step_s * 1e3:>9.0f} {1 / step_s:>8.3f}"
-          f" {batch / step_s:>8.1f} {rate} {r['rss_mib']:>7.0f} {xla}"
-          f" {r['params']:>10,}  {os.getloadavg()[0]:.1f}")
+          f" {batch:>5} {step_s * 1e3:>9.0f} {cpu:>7.1f} {1 / step_s:>8.3f}"
+          f" {batch / step_s:>8.1f} {rate}{mfu} {r['rss_mib']:>7.0f} {xla}"
+          f" {dev} {r['params']:>10,}  {os.getloadavg()[0]:.1f}")
 
 
 def _parse(argv=None):
@@ -200,7 +253,11 @@ def _parse(argv=None):
   parser.add_argument("--xla_flags", default="",
                       help="extra XLA_FLAGS for our workers")
   parser.add_argument("--profile_dir", default="",
-                      help="write a jax.profiler trace of one step here")
+                      help="trace one step of ours here; print the top ops")
+  parser.add_argument("--torch_device", default="cpu", choices=("cpu", "cuda"))
+  parser.add_argument("--peak_tflops", type=float, default=0.0,
+                      help="the device's peak, to print MFU (model FLOPs"
+                      " utilisation); 0 leaves it out")
   parser.add_argument("--quick", action="store_true")
   parser.add_argument("--worker", choices=("jax", "torch"),
                       help=argparse.SUPPRESS)
@@ -226,11 +283,14 @@ def main(argv=None) -> None:
         f" {args.steps} steps after {args.warmup} warm-up; dtype {args.dtype};"
         f" XLA_FLAGS extra: {args.xla_flags or '(none)'}")
   header = (f"{'modal.':<7} {'method':<7} {'fw':<6} {'dev':>3} {'batch':>5}"
-            f" {'step ms':>9} {'steps/s':>8} {'ex/s':>8} {'GFLOP/s':>7}"
-            f" {'rss MiB':>7} {'xla MiB':>7} {'params':>10}  load")
+            f" {'step ms':>9} {'cpu s':>7} {'steps/s':>8} {'ex/s':>8}"
+            f" {'GFLOP/s':>7}"
+            + (f" {'MFU':>6}" if args.peak_tflops else "")
+            + f" {'rss MiB':>7} {'xla MiB':>7} {'dev MiB':>7} {'params':>10}"
+            "  load")
   print(header)
   print("-" * len(header), flush=True)
-  ratios = []
+  ratios, profiles = [], []
   for modality in modalities:
     for method in methods:
       ours, flops = None, None
@@ -238,23 +298,38 @@ def main(argv=None) -> None:
         r = _spawn(args, "jax", d, modality, method)
         flops = flops or r["flops"]
         ours = ours if ours is not None else r
-        print(_row(modality, method, r, args.batch_size, r["flops"]),
-              flush=True)
+        print(_row(modality, method, r, args.batch_size, r["flops"],
+                   args.peak_tflops), flush=True)
+        profiles.extend([f"{modality} {method} {d} device(s):"]
+                        + r["profile"])
       if args.reference == "torch":
         t = _spawn(args, "torch", 1, modality, method)
-        print(_row(modality, method, t, args.batch_size, flops), flush=True)
+        print(_row(modality, method, t, args.batch_size, flops,
+                   args.peak_tflops), flush=True)
         ratio = statistics.median(t["times"]) / statistics.median(
             ours["times"])
+        cpu_ratio = statistics.median(t["cpu_times"]) / statistics.median(
+            ours["cpu_times"])
         same = "equal" if t["params"] == ours["params"] else "DIFFER"
         ratios.append(f"{modality:<7} {method:<7} ours({ours['devices']} dev)"
-                      f"/torch = {ratio:.2f}  params {same}"
-                      f" ({ours['params']:,} vs {t['params']:,})")
+                      f"/torch = {ratio:.2f} (wall), {cpu_ratio:.2f} (cpu)"
+                      f"  params {same} ({ours['params']:,} vs"
+                      f" {t['params']:,})")
   if ratios:
     print("\nexamples/s ratio, ours / torch (same machine, same run):")
     print("\n".join(ratios))
-  print("\nrss: peak resident set of the worker process (getrusage); xla:"
-        " compiled step's memory_analysis; GFLOP/s: XLA's cost_analysis FLOPs"
-        " of our global step / step time. load: 1-min load average.")
+  if args.profile_dir:
+    print("\nour step's top XLA ops (one profiled step, all threads):")
+    print("\n".join(profiles))
+  print("\ncpu s: process CPU seconds per step (user + system, all"
+        " threads): on a loaded machine a steadier measure of the work than"
+        " the wall time, though it also counts threads spinning while they"
+        " wait.")
+  print("rss: peak resident set of the worker process (getrusage); xla:"
+        " compiled step's memory_analysis; dev: accelerator peak; GFLOP/s:"
+        " XLA's cost_analysis FLOPs of our global step / step time"
+        + (f"; MFU against {args.peak_tflops} TFLOP/s" if args.peak_tflops
+           else "") + ". load: 1-min load average.")
 
 
 if __name__ == "__main__":

@@ -113,8 +113,9 @@ def spec_augment(spec: torch.Tensor, time_max_width: int = 10,
                                        (2, mels, freq_max_width, freq_masks)):
     pos = torch.arange(size, device=spec.device)
     for _ in range(count):
-      width = torch.randint(0, max_width + 1, (b, 1))
-      start = (torch.rand(b, 1) * (size - width + 1)).floor()
+      width = torch.randint(0, max_width + 1, (b, 1), device=spec.device)
+      start = (torch.rand(b, 1, device=spec.device)
+               * (size - width + 1)).floor()
       band = (pos >= start) & (pos < start + width)  # [b, size]
       mask |= band[:, :, None] if axis == 1 else band[:, None, :]
   mean = spec.mean(dim=(1, 2), keepdim=True)

@@ -86,9 +86,11 @@ class LARS:
 def make_step(model_config: Mapping[str, Any], input_shape: Sequence[int],
               *, method: str, batch_size: int, temperature: float,
               learning_rate: float, optimizer: Mapping[str, Any],
-              queue_size: int = 4096, ema: float = 0.99, seed: int = 0
+              queue_size: int = 4096, ema: float = 0.99, seed: int = 0,
+              device: str = "cpu"
               ) -> tuple[Callable[[torch.Tensor], float], torch.nn.Module]:
-  """`(step(views) -> loss, model)`; `views` is `[2 * batch_size, ...]`.
+  """`(step(views) -> loss, model)`; `views` is `[2 * batch_size, ...]`
+  on `device`.
 
   Example:
     >>> step, model = make_step(cfg, (28, 28, 1), method='simclr',
@@ -100,7 +102,7 @@ def make_step(model_config: Mapping[str, Any], input_shape: Sequence[int],
     raise ValueError(f"method must be 'simclr' or 'moco', got {method!r}.")
   torch.manual_seed(seed)
   model = models.build_model(model_config, input_shape)
-  model = model.to(memory_format=torch.channels_last).train()
+  model = model.to(device, memory_format=torch.channels_last).train()
   opt = LARS(model.parameters(), learning_rate,
              momentum=optimizer.get("momentum", 0.9),
              weight_decay=optimizer.get("weight_decay", 1e-6),
@@ -121,7 +123,7 @@ def make_step(model_config: Mapping[str, Any], input_shape: Sequence[int],
   for p in key_model.parameters():
     p.requires_grad_(False)
   dim = model_config["projection_dims"][-1]
-  queue = F.normalize(torch.randn(queue_size, dim), dim=1)
+  queue = F.normalize(torch.randn(queue_size, dim, device=device), dim=1)
   pointer = [0]
   online, keys = list(model.parameters()), list(key_model.parameters())
 
