@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import pathlib
+import sys
 from typing import Any, Mapping
 
 import ml_collections
@@ -107,8 +108,15 @@ def expand(sweep: Any) -> list[Run]:
 def load_config_module(name: str,
                        configs_dir: str | pathlib.Path | None = None):
   """Imports `<configs_dir>/<name>.py` by path (configs is not a package
-  that an installed `contrastive` carries)."""
+  that an installed `contrastive` carries).
+
+  The config files import `configs.common`, so the folder above
+  `configs_dir` is appended to `sys.path` if it is not there yet (a
+  notebook's working directory is rarely the repository root).
+  """
   folder = pathlib.Path(configs_dir or DEFAULT_CONFIGS_DIR)
+  if str(folder.parent) not in sys.path:
+    sys.path.append(str(folder.parent))
   path = folder / f"{name}.py"
   if not path.is_file():
     available = sorted(p.stem for p in folder.glob("*.py")
