@@ -1,4 +1,7 @@
-"""PNG plots of a sweep (matplotlib, Agg backend: no display needed).
+"""PNG plots of a sweep.
+
+Figures are built with `matplotlib.figure.Figure` directly, not pyplot: no
+display or backend is needed, and a notebook's own backend is left alone.
 
 - `plot_accuracy`: linear-probe and kNN accuracy per method, mean with
   standard-deviation error bars, one panel per dataset; datasets with a
@@ -15,15 +18,10 @@ import json
 import os
 from typing import Any, Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")
-# pylint: disable=g-import-not-at-top,wrong-import-position
-import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 import numpy as np
 
 from contrastive.ablation import runner
-# pylint: enable=g-import-not-at-top,wrong-import-position
 
 CURVE_METRICS = (("loss", "loss (scale differs by method)"),
                  ("pos_sim", "mean positive cosine"),
@@ -62,8 +60,8 @@ def plot_accuracy(rows: Sequence[dict[str, Any]], path: str) -> str:
   has_nuisance = [any(r["nuisance"] for r in rows if r["dataset"] == d)
                   for d in datasets]
   nrows = 2 if any(has_nuisance) else 1
-  fig, axes = plt.subplots(nrows, len(datasets), squeeze=False,
-                           figsize=(4.5 * len(datasets), 4 * nrows))
+  fig = Figure(figsize=(4.5 * len(datasets), 4 * nrows))
+  axes = fig.subplots(nrows, len(datasets), squeeze=False)
   for col, dataset in enumerate(datasets):
     sub = [r for r in rows if r["dataset"] == dataset]
     _bars(axes[0, col], sub, (("linear_probe_accuracy", "linear probe"),
@@ -82,7 +80,6 @@ def plot_accuracy(rows: Sequence[dict[str, Any]], path: str) -> str:
       ax.legend(fontsize=8)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
-  plt.close(fig)
   return path
 
 
@@ -116,9 +113,8 @@ def plot_curves(records: Sequence[dict[str, Any]], workdir: str,
                 path: str) -> str:
   """Training curves (seed means) of the finished runs; returns `path`."""
   datasets = list(dict.fromkeys(r["dataset"] for r in records))
-  fig, axes = plt.subplots(
-      len(datasets), len(CURVE_METRICS), squeeze=False,
-      figsize=(5 * len(CURVE_METRICS), 3.5 * len(datasets)))
+  fig = Figure(figsize=(5 * len(CURVE_METRICS), 3.5 * len(datasets)))
+  axes = fig.subplots(len(datasets), len(CURVE_METRICS), squeeze=False)
   for i, dataset in enumerate(datasets):
     methods = list(dict.fromkeys(r["method"] for r in records
                                  if r["dataset"] == dataset))
@@ -137,7 +133,6 @@ def plot_curves(records: Sequence[dict[str, Any]], workdir: str,
         ax.legend(fontsize=7)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
-  plt.close(fig)
   return path
 
 
@@ -160,9 +155,9 @@ def plot_similarities(records: Sequence[dict[str, Any]], workdir: str,
   """End-of-run positive/negative cosine histograms; returns `path`."""
   datasets = list(dict.fromkeys(r["dataset"] for r in records))
   methods = list(dict.fromkeys(r["method"] for r in records))
-  fig, axes = plt.subplots(len(datasets), len(methods), squeeze=False,
-                           sharex=True,
-                           figsize=(2.4 * len(methods), 2.2 * len(datasets)))
+  fig = Figure(figsize=(2.4 * len(methods), 2.2 * len(datasets)))
+  axes = fig.subplots(len(datasets), len(methods), squeeze=False,
+                      sharex=True)
   for i, dataset in enumerate(datasets):
     for j, method in enumerate(methods):
       ax = axes[i, j]
@@ -185,5 +180,4 @@ def plot_similarities(records: Sequence[dict[str, Any]], workdir: str,
                 " (negative)", fontsize=8)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
-  plt.close(fig)
   return path

@@ -27,7 +27,10 @@ def caption(workdir: str) -> str:
   machine = hw.get("processor") or hw.get("platform", "?")
   devices = ", ".join(hw.get("devices", []))
   minutes = sweep_wall_time(workdir) / 60
-  return (f"{len(meta['run_ids'])} runs ({done} done, {failed} failed) on"
+  unfinished = len(meta["run_ids"]) - done - failed
+  counts = f"{done} done, {failed} failed" + (
+      f", {unfinished} not finished" if unfinished else "")
+  return (f"{len(meta['run_ids'])} runs ({counts}) on"
           f" {hw.get('cpu_count', '?')} CPU cores ({machine}, jax"
           f" {hw.get('jax', '?')}, devices: {devices}), wall time"
           f" {int(minutes // 60)} h {minutes % 60:.0f} min. Mean ± sample std"

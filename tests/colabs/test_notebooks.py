@@ -36,7 +36,7 @@ def kernel_env(tmp_path, monkeypatch):
       "display_name": "contrastive tests", "language": "python"}))
   monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
   env = dict(os.environ, CONTRASTIVE_COLAB_SMOKE="1",
-             CONTRASTIVE_EXPECTED_PYTHON=sys.executable, MPLBACKEND="Agg")
+             CONTRASTIVE_EXPECTED_PYTHON=sys.executable)
   # One CPU device in the kernel (conftest simulates 8 for the test process):
   # the notebooks then compile single-device programs, as on Colab.
   flags = [f for f in env.get("XLA_FLAGS", "").split()
