@@ -21,7 +21,9 @@ class TrainState:
       `params` (MoCo); None for methods without one.
     momentum_batch_stats: the key encoder's own BatchNorm statistics.
     queue: the negative queue (`contrastive.negatives.queue`), or None.
-    extra: method-specific state (e.g. ClusterNS centroids), a dict.
+    extra: method-specific state, a dict: 'loss' (a stateful loss's, e.g.
+      ClusterNS's `CentroidState`), 'mcl' (`clustering.stages.MCLState`),
+      'balanced_clusters' (`[N]` int32 clusters of balanced batches).
   """
 
   step: jax.Array

@@ -28,6 +28,8 @@ from contrastive.train.objectives import Objective, Projections
 from contrastive.train.state import TrainState
 
 Array = jax.Array
+# (extra, batch, queue or None, base_mask) -> (negative_mask, metrics).
+NegativeRule = Callable[..., tuple[Array, dict[str, Array]]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,8 +62,7 @@ class StepDeps:
   momentum: Callable[[Array], Array] | None = None
   num_views: int = 2
   use_predictor: bool = False
-  restrict_negatives: Callable[..., tuple[Array, dict[str, Array]]] | None = (
-      None)
+  restrict_negatives: NegativeRule | None = None
 
 
 def _forward(deps: StepDeps, params, batch_stats, x, rng, train: bool):
