@@ -30,22 +30,33 @@ def make_embed_fn(model, preprocess: Callable[[jax.Array], jax.Array],
                  out_shardings=mesh_lib.replicated(mesh))
 
 
+def subset_indices(num_examples: int, max_examples: int | None) -> np.ndarray:
+  """All indices, or `max_examples` evenly spaced ones (deterministic)."""
+  if max_examples is None or max_examples >= num_examples:
+    return np.arange(num_examples)
+  return np.linspace(0, num_examples - 1, int(max_examples)).round().astype(
+      np.int64)
+
+
 def embed_dataset(
     embed_fn, variables: Any, dataset, mesh: Mesh, *, batch_size: int,
     max_examples: int | None = None, metadata: Sequence[str] = (),
 ) -> dict[str, np.ndarray]:
-  """Runs `embed_fn` over the first `max_examples` examples of `dataset`.
+  """Runs `embed_fn` over `dataset`, or `max_examples` of its examples.
 
-  The last batch is padded to a multiple of the data-axis size and the
+  A subset is evenly spaced over the split rather than its first rows:
+  readers store examples grouped (HAPT by subject, FSDD by digit), so a
+  prefix would hold one subject or one class. The last batch is padded to a multiple of the data-axis size and the
   padding dropped, so every example is embedded exactly once. Returns the
   outputs, 'label' and the requested metadata as NumPy arrays.
   """
-  n = len(dataset) if max_examples is None else min(len(dataset), max_examples)
+  indices = subset_indices(len(dataset), max_examples)
+  n = len(indices)
   data_size = mesh.shape[mesh_lib.DATA_AXIS]
   batch_size = max(data_size, batch_size - batch_size % data_size)
   chunks: dict[str, list[np.ndarray]] = {}
   for start in range(0, n, batch_size):
-    idx = np.arange(start, min(start + batch_size, n))
+    idx = indices[start:start + batch_size]
     batch = dataset.get_batch(idx)
     x = np.asarray(batch["x"])
     pad = (-len(idx)) % data_size

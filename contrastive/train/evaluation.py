@@ -71,8 +71,8 @@ def monitor(exp, state) -> dict[str, float]:
 
 
 def _alignment_uniformity(exp, state, dataset, max_examples) -> dict[str, float]:
-  n = min(len(dataset), max_examples)
-  x = dataset.get_batch(np.arange(n))["x"]
+  x = dataset.get_batch(
+      embedding.subset_indices(len(dataset), max_examples))["x"]
   rng = jax.random.PRNGKey(int(exp.config.seed) + 1)
   views = augment_lib.make_views(rng, x, exp.deps.augment, num_views=2)
   model = exp.deps.model

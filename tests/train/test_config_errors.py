@@ -78,3 +78,14 @@ def test_batch_must_divide_over_the_mesh():
   config.train.batch_size = 12   # 8 devices
   with pytest.raises(ValueError, match="divisible by the mesh's data axis"):
     experiment.build_experiment(config)
+
+
+def test_evaluation_subsets_span_the_split():
+  """Readers store examples grouped (HAPT by subject): a subset must not be
+  a prefix, or a nuisance probe would see one subject."""
+  from contrastive.train.embedding import subset_indices
+  idx = subset_indices(1000, 10)
+  assert len(idx) == 10 and idx[0] == 0 and idx[-1] == 999
+  assert len(set(idx.tolist())) == 10
+  assert list(subset_indices(5, None)) == list(range(5))
+  assert list(subset_indices(5, 9)) == list(range(5))
