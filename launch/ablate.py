@@ -10,7 +10,8 @@ runs every (dataset, method, seed) of the grid one after another, each in
 skipped, an interrupted run continues from its checkpoint, failed runs stay
 failed unless `--retry_failed`. `--report_only` rewrites the table and plots
 from what is on disk. Any field of the sweep can be overridden, e.g.
-`--config.seeds="(0,)"` or `--config.datasets="('uci_hapt',)"`.
+`--config.seeds="(0,)"` or `--config.datasets="('uci_hapt',)"`;
+`--list_runs` prints the grid without running it.
 """
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ _RETRY_FAILED = flags.DEFINE_bool(
     "retry_failed", False, "Run again the runs recorded as failed.")
 _REPORT_ONLY = flags.DEFINE_bool(
     "report_only", False, "Only rewrite the table and plots from disk.")
+_LIST_RUNS = flags.DEFINE_bool(
+    "list_runs", False, "Print the grid's runs and exit without running.")
 _COMPILATION_CACHE = flags.DEFINE_string(
     "compilation_cache", None,
     "Persistent XLA cache (default <workdir>/xla_cache; '' disables it).")
@@ -39,8 +42,17 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   del argv
   # Imported after flag parsing so that --help is instant.
-  from contrastive.ablation import report  # pylint: disable=g-import-not-at-top
-  from contrastive.ablation import runner  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from contrastive.ablation import grid
+  from contrastive.ablation import report
+  from contrastive.ablation import runner
+  # pylint: enable=g-import-not-at-top
+  if _LIST_RUNS.value:
+    runs = grid.expand(_CONFIG.value)
+    for run in runs:
+      print(run.run_id)
+    print(f"{len(runs)} runs")
+    return
   workdir = _WORKDIR.value
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO

@@ -23,6 +23,8 @@ import numpy as np
 
 from contrastive.ablation import runner
 
+# The row drawn as a dotted line on the accuracy panels, if the sweep has it.
+FLOOR_METHOD = "random_init"
 CURVE_METRICS = (("loss", "loss (scale differs by method)"),
                  ("pos_sim", "mean positive cosine"),
                  ("neg_sim", "mean negative cosine"))
@@ -37,7 +39,8 @@ def _bars(ax, rows, keys_labels, title):
   width = 0.8 / len(keys_labels)
   for i, (key, label) in enumerate(keys_labels):
     mean = np.array([r[f"{key}_mean"] for r in rows], float) * 100
-    std = np.nan_to_num(np.array([r[f"{key}_std"] for r in rows], float) * 100)
+    # A single seed has no std (NaN): matplotlib then draws no error bar.
+    std = np.array([r[f"{key}_std"] for r in rows], float) * 100
     ax.bar(x + (i - (len(keys_labels) - 1) / 2) * width, mean, width,
            yerr=std, capsize=2, label=label)
   ax.set_xticks(x, [r["method"] for r in rows], rotation=60, ha="right",
@@ -66,6 +69,11 @@ def plot_accuracy(rows: Sequence[dict[str, Any]], path: str) -> str:
     sub = [r for r in rows if r["dataset"] == dataset]
     _bars(axes[0, col], sub, (("linear_probe_accuracy", "linear probe"),
                               ("knn_accuracy", "kNN")), dataset)
+    floor = [r for r in sub if r["method"] == FLOOR_METHOD]
+    if floor and not np.isnan(floor[0]["linear_probe_accuracy_mean"]):
+      axes[0, col].axhline(100 * floor[0]["linear_probe_accuracy_mean"],
+                           color="k", ls=":", lw=1,
+                           label=f"{FLOOR_METHOD} (linear probe)")
     axes[0, col].legend(fontsize=8)
     if nrows == 2:
       ax = axes[1, col]
