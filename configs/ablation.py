@@ -18,15 +18,38 @@ The rows:
 - `supcon` and `supervised` (cross-entropy, contrastive/ablation/
   supervised.py): label-using ceilings.
 
-Sizing of `default` (budget: the whole grid in 2 hours on a 2-core CPU).
-Measured on this project's 2-core build machine (see
-contrastive/ablation/README in the report): a run's cost is dominated by XLA
-compilation (the train step, the initialisation and the evaluation programs:
-~20-40 s of CPU per program set) and then by training steps. The sweep keeps
-a persistent compilation cache in the workdir, so seeds 1 and 2 of a
-(method, dataset) reuse seed 0's programs. With ~110 runs in 7,200 s, a run
-can spend about one minute in all; the budget below gives each trained run
-SIZING_NOTE.
+Sizing of `default`: the whole grid (114 runs: 13 rows x 3 datasets, CCL-K
+fair not on Fashion-MNIST, x 3 seeds) must finish within 2 hours on a 2-core
+CPU. A run's cost is XLA compilation (init, train step, evaluation: 15-40 s
+of CPU) plus its steps plus a fixed evaluation. The sweep keeps a persistent
+compilation cache in its workdir, so seeds 1 and 2 of a (dataset, method),
+and every run's evaluation programs after the dataset's first, load their
+programs instead of compiling them. Measured on the project's 2-core machine
+(CPU seconds of one run; its wall time was 1.0-1.9x that while other jobs,
+load 4-10, shared the machine; a lone process ran at wall = CPU), at batch
+64:
+
+  dataset        encoder (width)   CPU s / step   fixed eval   seed 0 extra
+  fashion_mnist  ResNet-18 (8)     0.25           ~11 s        ~25-35 s
+  fsdd           audio CNN (4)     0.55           ~12 s        ~20-35 s
+  uci_hapt       1-D ResNet (16)   0.12           ~8 s         ~36 s
+
+MoCo's steps cost ~1.25-1.35x (momentum encoder), the supervised
+baseline's ~0.6x (one view); MCL adds a clustering pass over the training
+set (Fashion-MNIST ~58 s, FSDD ~60 s, HAPT ~37 s). Whole runs with this
+budget (CPU s, seed 1 / seed 0): FSDD SimCLR 44 / 77, ClusterNS 48 / 67;
+HAPT SimCLR 26 / 62; and at the same cost per run at batch 128 with half the
+steps: Fashion-MNIST random init 9 / 42, MoCo 40 / 64, supervised 27 / 45;
+FSDD MoCo 60 / 71, supervised 32 / 51; MCL (batch 128, 60 / 40 / 150
+steps) 107 (Fashion-MNIST), 117 (FSDD), 79 (HAPT). Summed over the grid
+this comes to ~5,500 CPU s, ~90 min at wall = CPU (`--list_runs` prints
+the grid). It buys little training: 100 Fashion-MNIST steps (6,400
+images), 60 FSDD steps (~1.4 epochs), 200 HAPT steps (~1.8 epochs), at
+batch 64 (126 in-batch negatives, a 512-key MoCo
+queue, 64 ClusterNS centroids). The table compares methods at a short,
+equal budget, not at convergence; at this budget a random-init encoder is a
+strong floor on Fashion-MNIST (its linear probe matched or beat SimCLR's
+in the sizing runs).
 """
 from __future__ import annotations
 
@@ -39,22 +62,41 @@ NUISANCE_DATASETS = ("fsdd", "uci_hapt")
 SEEDS = (0, 1, 2)
 # Methods whose config file may be absent in older checkouts.
 OPTIONAL_METHODS = ("mcl", "clusterns")
-# The per-run budget of `default` (see the sizing note above).
-BATCH = 128
-NUM_STEPS = 60
-WARMUP = 10
-MAX_TRAIN = 5000     # examples embedded for the kNN and linear probes
+# The per-run budget of `default` (see the sizing note above): one batch
+# size (MoCo's queue and ClusterNS's 128 centroids depend on it), and per
+# dataset the encoder's width and the number of steps.
+BATCH = 64
+QUEUE = 8 * BATCH
+BUDGET = {
+    "fashion_mnist": dict(width=8, steps=100),
+    "fsdd": dict(width=4, steps=60),
+    "uci_hapt": dict(width=16, steps=200),
+}
+MAX_TRAIN = 5000     # training examples embedded for the kNN / linear probe
 MAX_TEST = 2000
-# FSDD (300) and HAPT (3,399) test sets are evaluated whole: HAPT's are
-# ordered by subject, and a prefix would leave the subject probe few classes.
-DATASET_OVERRIDES = {"fsdd": {"eval": {"max_test_examples": None}},
-                     "uci_hapt": {"eval": {"max_test_examples": None}}}
+
+
+def _dataset_overrides() -> dict:
+  out = {}
+  for dataset, budget in BUDGET.items():
+    out[dataset] = dict(
+        model=dict(width=budget["width"]),
+        train=dict(num_steps=budget["steps"]),
+        optimizer=dict(warmup_steps=max(1, budget["steps"] // 10)))
+    # FSDD (300) and HAPT (3,399) test sets are evaluated whole: HAPT's are
+    # ordered by subject, and a prefix would leave the subject probe few
+    # subjects.
+    if dataset in NUISANCE_DATASETS:
+      out[dataset]["eval"] = dict(max_test_examples=None)
+  return out
+
+
 ORDER = ("random_init", "simclr", "dcl", "hcl", "moco", "moco_filtered",
          "cclk", "cclk_fair", "decoupled_uniformity", "mcl", "clusterns",
          "supcon", "supervised")
 
 
-def _specs(queue_size: int) -> dict:
+def _specs(batch: int, queue_size: int) -> dict:
   """How each row is built from a method config; see grid.method_specs."""
   zero_steps = {"train": {"num_steps": 0, "num_epochs": 0}}
   return {
@@ -71,7 +113,9 @@ def _specs(queue_size: int) -> dict:
                         datasets=NUISANCE_DATASETS),
       "decoupled_uniformity": dict(config="decoupled_uniformity"),
       "mcl": dict(config="mcl"),
-      "clusterns": dict(config="clusterns"),
+      # ClusterNS seeds its centroids from one batch: K <= the batch size.
+      "clusterns": dict(config="clusterns",
+                        overrides={"loss": {"num_clusters": min(128, batch)}}),
       "supcon": dict(config="supcon"),
       "supervised": dict(config="simclr", kind="supervised"),
   }
@@ -91,7 +135,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   sweep = ml_collections.ConfigDict()
   sweep.name = name
   if name == "smoke":
-    batch, queue = 16, 64
+    batch, queue = 16, 64  # the tiny size's
     sweep.size = "tiny"
     sweep.datasets = ("uci_hapt",)
     sweep.methods = ("random_init", "simclr", "supervised")
@@ -104,19 +148,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         eval=dict(max_test_examples=None))
     sweep.dataset_overrides = {}
   else:
-    batch, queue = BATCH, 8 * BATCH
+    batch, queue = BATCH, QUEUE
     sweep.size = "small"
     sweep.datasets = DATASETS
     sweep.methods = _available(ORDER, configs_dir)
     sweep.seeds = SEEDS
     sweep.histogram_examples = 512
     sweep.run_overrides = dict(
-        train=dict(batch_size=batch, num_steps=NUM_STEPS, log_every=10,
-                   checkpoint_every=10_000, progress=False),
-        optimizer=dict(warmup_steps=WARMUP),
+        train=dict(batch_size=BATCH, log_every=5, checkpoint_every=10_000,
+                   progress=False),
         moco=dict(queue_size=queue),
         eval=dict(max_train_examples=MAX_TRAIN, max_test_examples=MAX_TEST))
-    sweep.dataset_overrides = DATASET_OVERRIDES
-  del batch
-  sweep.method_specs = _specs(queue)
+    sweep.dataset_overrides = _dataset_overrides()
+  sweep.method_specs = _specs(batch, queue)
   return sweep

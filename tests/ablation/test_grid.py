@@ -38,11 +38,15 @@ def test_every_default_run_config_is_valid():
     objectives.build_objective(config.loss, config.method)
     assert config.seed == run.seed and config.dataset == run.dataset
     assert config.train.batch_size == ablation_config.BATCH
-    expected = 0 if run.method == "random_init" else ablation_config.NUM_STEPS
+    budget = ablation_config.BUDGET[run.dataset]
+    expected = 0 if run.method == "random_init" else budget["steps"]
     assert config.train.num_steps == expected
+    assert config.model.width == budget["width"]
     assert config.moco.queue_size % config.train.batch_size == 0
     if run.method == "moco_filtered":
       assert config.loss.top_k == config.moco.queue_size // 4
+    if run.method == "clusterns":
+      assert config.loss.num_clusters <= config.train.batch_size
     if run.method == "cclk_fair":
       assert config.loss.mode == "fair"
       assert config.loss.condition == common.DATASETS[run.dataset]["nuisance"]
