@@ -53,7 +53,8 @@ def view_similarities(exp, state, *, num_examples: int = 512,
   Args:
     exp: the run's `Experiment` (model, augmentation, test split).
     state: its train state (`params`, `batch_stats`).
-    num_examples: the first `num_examples` test examples are used (>= 2).
+    num_examples: how many test examples, evenly spread over the split
+      (>= 2).
     num_negatives: negative pairs sampled (all pairs if fewer exist).
     seed: seeds the views and the negative sample.
 
@@ -68,7 +69,9 @@ def view_similarities(exp, state, *, num_examples: int = 512,
   n = min(len(exp.test_data), int(num_examples))
   if n < 2:
     raise ValueError(f"num_examples must be >= 2, got {num_examples}.")
-  x = np.asarray(exp.test_data.get_batch(np.arange(n))["x"])
+  # Spread over the split (HAPT's test windows are ordered by subject).
+  index = np.unique(np.linspace(0, len(exp.test_data) - 1, n).round())
+  x = np.asarray(exp.test_data.get_batch(index.astype(np.int64))["x"])
   variables = {"params": state.params}
   if state.batch_stats:
     variables["batch_stats"] = state.batch_stats
