@@ -17,6 +17,8 @@
 # so the peak is the dense TF32 (or, with --dtype bfloat16, BF16) figure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# One GPU for both: our mesh would otherwise take every visible device.
+export CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES:-0}
 
 name=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
 bf16=0

@@ -59,15 +59,24 @@ METHODS = ("simclr", "moco")
 QUEUE_SIZE = 4096
 DEFAULT_BATCH = 256
 _RESULT = "RESULT "
+_COMPILER_NOTE = {
+    "config": "the config's config.compiler options (jax rows)",
+    "xla_defaults": "XLA's defaults (jax-d rows)",
+    "both": "the config's options (jax rows) and XLA's defaults (jax-d"
+            " rows)",
+}
 
 
-def _config(modality: str, method: str, batch_size: int, dtype: str):
+def _config(modality: str, method: str, batch_size: int, dtype: str,
+            compiler: str = "config"):
   from configs import moco, simclr  # pylint: disable=import-outside-toplevel
   module = {"simclr": simclr, "moco": moco}[method]
   config = module.get_config(MODALITIES[modality][0])
   config.train.batch_size = batch_size
   config.model.dtype = dtype
   config.moco.queue_size = QUEUE_SIZE
+  if compiler == "xla_defaults":  # the step as XLA compiles it unprompted
+    config.compiler = {}
   return config
 
 
@@ -116,7 +125,8 @@ def run_jax(args) -> dict[str, Any]:
   from contrastive.train import experiment as exp_lib  # pylint: disable=import-outside-toplevel
   from contrastive.train import mesh as mesh_lib  # pylint: disable=import-outside-toplevel
 
-  config = _config(args.modality, args.method, args.batch_size, args.dtype)
+  config = _config(args.modality, args.method, args.batch_size, args.dtype,
+                   args.compiler)
   exp = exp_lib.build_experiment(config)
   state, shardings = exp_lib.init_state(exp)
   batch = mesh_lib.global_batch(next(exp.train_iterator()), exp.mesh)
@@ -149,7 +159,8 @@ def run_jax(args) -> dict[str, Any]:
     profile = _profile_summary(args.profile_dir)
   times, cpu_times = _time(run, args.warmup, args.steps)
   stats = jax.local_devices()[0].memory_stats() or {}
-  return {"framework": "jax", "devices": jax.device_count(),
+  return {"framework": "jax" if args.compiler == "config" else "jax-d",
+          "devices": jax.device_count(),
           "platform": jax.default_backend(), "times": times,
           "cpu_times": cpu_times,
           "compile_s": compile_s, "flops": float(cost.get("flops", 0.0)),
@@ -193,8 +204,8 @@ def run_torch(args) -> dict[str, Any]:
           "dev_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else 0}
 
 
-def _spawn(args, framework: str, devices: int, modality: str, method: str
-           ) -> dict[str, Any]:
+def _spawn(args, framework: str, devices: int, modality: str, method: str,
+           compiler: str = "config") -> dict[str, Any]:
   env = dict(os.environ)
   flags = [f"--xla_force_host_platform_device_count={devices}"]
   if args.xla_flags:
@@ -204,7 +215,7 @@ def _spawn(args, framework: str, devices: int, modality: str, method: str
          "--modality", modality, "--method", method,
          "--batch_size", str(args.batch_size), "--steps", str(args.steps),
          "--warmup", str(args.warmup), "--dtype", args.dtype,
-         "--torch_device", args.torch_device]
+         "--torch_device", args.torch_device, "--compiler", compiler]
   if args.profile_dir and framework == "jax":
     cmd += ["--profile_dir", os.path.join(args.profile_dir,
                                           f"{modality}_{method}_{devices}")]
@@ -252,6 +263,11 @@ def _parse(argv=None):
                       help="our model's compute dtype (params stay float32)")
   parser.add_argument("--xla_flags", default="",
                       help="extra XLA_FLAGS for our workers")
+  parser.add_argument("--compiler", default="config",
+                      choices=("config", "xla_defaults", "both"),
+                      help="our step compiled with the config's"
+                      " config.compiler options, with XLA's defaults"
+                      " ('jax-d' rows), or both side by side at 1 device")
   parser.add_argument("--profile_dir", default="",
                       help="trace one step of ours here; print the top ops")
   parser.add_argument("--torch_device", default="cpu", choices=("cpu", "cuda"))
@@ -281,7 +297,8 @@ def main(argv=None) -> None:
   devices = [int(d) for d in args.devices.split(",") if d]
   print(f"{os.cpu_count()} CPU cores; batch {args.batch_size}; median of"
         f" {args.steps} steps after {args.warmup} warm-up; dtype {args.dtype};"
-        f" XLA_FLAGS extra: {args.xla_flags or '(none)'}")
+        f" XLA_FLAGS extra: {args.xla_flags or '(none)'}; our step compiled"
+        f" with {_COMPILER_NOTE[args.compiler]}")
   header = (f"{'modal.':<7} {'method':<7} {'fw':<6} {'dev':>3} {'batch':>5}"
             f" {'step ms':>9} {'cpu s':>7} {'steps/s':>8} {'ex/s':>8}"
             f" {'GFLOP/s':>7}"
@@ -295,26 +312,36 @@ def main(argv=None) -> None:
     for method in methods:
       ours, flops = None, None
       for d in devices:
-        r = _spawn(args, "jax", d, modality, method)
+        r = _spawn(args, "jax", d, modality, method,
+                   "xla_defaults" if args.compiler == "xla_defaults"
+                   else "config")
         flops = flops or r["flops"]
         ours = ours if ours is not None else r
         print(_row(modality, method, r, args.batch_size, r["flops"],
                    args.peak_tflops), flush=True)
         profiles.extend([f"{modality} {method} {d} device(s):"]
                         + r["profile"])
+      # Before/after: XLA's own defaults beside the config's options.
+      defaults = None
+      if args.compiler == "both" and 1 in devices:
+        defaults = _spawn(args, "jax", 1, modality, method, "xla_defaults")
+        print(_row(modality, method, defaults, args.batch_size, flops,
+                   args.peak_tflops), flush=True)
       if args.reference == "torch":
         t = _spawn(args, "torch", 1, modality, method)
         print(_row(modality, method, t, args.batch_size, flops,
                    args.peak_tflops), flush=True)
-        ratio = statistics.median(t["times"]) / statistics.median(
-            ours["times"])
-        cpu_ratio = statistics.median(t["cpu_times"]) / statistics.median(
-            ours["cpu_times"])
-        same = "equal" if t["params"] == ours["params"] else "DIFFER"
-        ratios.append(f"{modality:<7} {method:<7} ours({ours['devices']} dev)"
-                      f"/torch = {ratio:.2f} (wall), {cpu_ratio:.2f} (cpu)"
-                      f"  params {same} ({ours['params']:,} vs"
-                      f" {t['params']:,})")
+        for r in (defaults, ours):
+          if r is None:
+            continue
+          ratio = statistics.median(t["times"]) / statistics.median(r["times"])
+          cpu_ratio = statistics.median(t["cpu_times"]) / statistics.median(
+              r["cpu_times"])
+          same = "equal" if t["params"] == r["params"] else "DIFFER"
+          ratios.append(f"{modality:<7} {method:<7} {r['framework']:<5}"
+                        f" ({r['devices']} dev)/torch = {ratio:.2f} (wall),"
+                        f" {cpu_ratio:.2f} (cpu)  params {same}"
+                        f" ({r['params']:,} vs {t['params']:,})")
   if ratios:
     print("\nexamples/s ratio, ours / torch (same machine, same run):")
     print("\n".join(ratios))

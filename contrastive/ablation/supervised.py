@@ -32,6 +32,7 @@ from contrastive.train import evaluation
 from contrastive.train import experiment as experiment_lib
 from contrastive.train import mesh as mesh_lib
 from contrastive.train.checkpoint import Checkpointer, abstract_like
+from contrastive.train.compiler import compiler_options
 from contrastive.train.metrics_writer import MetricsWriter
 from contrastive.train.state import TrainState
 
@@ -168,7 +169,8 @@ def train_and_evaluate_supervised(config, workdir: str) -> dict[str, Any]:
   iterator = exp.train_iterator()
   state = _restore_or_init(exp, ckpt, iterator)
   step_fn = jax.jit(functools.partial(supervised_step, exp=exp, tx=tx),
-                    donate_argnums=(0,))
+                    donate_argnums=(0,),
+                    compiler_options=compiler_options(config))
   writer = MetricsWriter(workdir, enabled=jax.process_index() == 0)
   log_every = int(train_cfg.get("log_every", 50))
   ckpt_every = int(train_cfg.get("checkpoint_every", 1000))

@@ -31,6 +31,7 @@ from contrastive.clustering import mcl as mcl_lib
 from contrastive.clustering import stages
 from contrastive.negatives import queue as queue_lib
 from contrastive.train import mesh as mesh_lib
+from contrastive.train.compiler import compiler_options
 from contrastive.train.objectives import build_objective
 from contrastive.train.optimizer import build_optimizer
 from contrastive.train.schedules import momentum_schedule
@@ -230,12 +231,14 @@ def init_state(exp: Experiment, rng: jax.Array | None = None
 
 def compile_train_step(exp: Experiment, shardings: Any):
   """`jax.jit` of the step over the mesh: batch split on `data`, state
-  donated (updated in place), metrics replicated."""
+  donated (updated in place), metrics replicated, compiled with the
+  backend's `config.compiler` options."""
   return jax.jit(
       functools.partial(train_step, deps=exp.deps),
       in_shardings=(shardings, mesh_lib.batch_sharding(exp.mesh)),
       out_shardings=(shardings, mesh_lib.replicated(exp.mesh)),
       donate_argnums=(0,),
+      compiler_options=compiler_options(exp.config),
   )
 
 
