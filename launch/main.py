@@ -34,7 +34,9 @@ def main(argv):
   if _DISTRIBUTED.value:
     from contrastive.train.distributed import initialize_from_env  # pylint: disable=g-import-not-at-top
     initialize_from_env()
+  from contrastive.train.log_filter import quiet_library_info  # pylint: disable=g-import-not-at-top
   from contrastive.train.loop import train_and_evaluate  # pylint: disable=g-import-not-at-top
+  quiet_library_info()
   logging.info("process %d/%d, %d devices", jax.process_index(),
                jax.process_count(), jax.device_count())
   results = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
