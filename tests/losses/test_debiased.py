@@ -12,6 +12,7 @@ import pytest
 from contrastive.losses.debiased import debiased_infonce
 from contrastive.losses.debiased import hard_negative_infonce
 from contrastive.losses.infonce import infonce
+from tests.losses.numeric import numeric_grad
 
 
 # ----------------------------------------------------------------------------
@@ -73,18 +74,6 @@ def ref_debiased(z1, z2, t, tau_plus, beta=None, negatives=None, mask=None,
     clamped.append(ng == floor)
     losses.append(-math.log(pos / (pos + ng)))
   return float(np.mean(losses)), float(np.mean(clamped))
-
-
-def numeric_grad(f, x, eps=1e-6):
-  """Central finite differences of a float64 scalar function."""
-  x = np.asarray(x, np.float64)
-  grad = np.zeros_like(x)
-  for idx in np.ndindex(x.shape):
-    up, down = x.copy(), x.copy()
-    up[idx] += eps
-    down[idx] -= eps
-    grad[idx] = (f(up) - f(down)) / (2 * eps)
-  return grad
 
 
 def _data(n=3, d=4, k=5, seed=0):

@@ -10,29 +10,10 @@ import pytest
 from scipy.spatial.distance import pdist
 
 from contrastive.losses.decoupled_uniformity import decoupled_uniformity
+from tests.losses.numeric import np_kernel
 
 # Compiled once per (kernel, shapes); the error tests call the plain function.
 _jitted = jax.jit(decoupled_uniformity, static_argnames=("kernel",))
-
-
-def _np_kernel(c, kernel, scale):
-  c = np.asarray(c, np.float64)
-  c = c[:, None] if c.ndim == 1 else c
-  n = c.shape[0]
-  k = np.ones((n, n))
-  for i in range(n):
-    for j in range(n):
-      if i == j:
-        continue
-      if kernel == "rbf":
-        k[i, j] = math.exp(-np.sum((c[i] - c[j]) ** 2) / scale)
-      elif kernel == "cosine":
-        k[i, j] = c[i] @ c[j] / (np.linalg.norm(c[i]) * np.linalg.norm(c[j]))
-      elif kernel == "categorical":
-        k[i, j] = float(np.all(c[i] == c[j]))
-      else:
-        raise NotImplementedError(kernel)
-  return k
 
 
 def np_decoupled_uniformity(views, prior=None, kernel=None, lam=None, t=2.0,
@@ -43,7 +24,7 @@ def np_decoupled_uniformity(views, prior=None, kernel=None, lam=None, t=2.0,
   mu = u.mean(axis=1)
   if prior is not None:
     lam = 1.0 / math.sqrt(n) if lam is None else lam
-    k = _np_kernel(prior, kernel, scale)
+    k = np_kernel(prior, kernel, scale)
     alpha = np.linalg.inv(k + lam * np.eye(n)) @ k
     mu = alpha @ mu
   terms = [math.exp(-t * np.sum((mu[i] - mu[j]) ** 2))

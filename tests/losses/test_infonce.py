@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from contrastive.losses.infonce import infonce, use_streaming
+from tests.losses.numeric import numeric_grad
 
 
 # ----------------------------------------------------------------------------
@@ -53,18 +54,6 @@ def ref_infonce(z1, z2, t, negatives=None, symmetric=False, mask=None):
               if j not in (i, partner) and (mask is None or mask[i % n, j % n])]
       losses.append(_nce(u[i] @ u[partner] / t, negs))
   return float(np.mean(losses))
-
-
-def numeric_grad(f, x, eps=1e-6):
-  """Central finite differences of a float64 scalar function."""
-  x = np.asarray(x, np.float64)
-  grad = np.zeros_like(x)
-  for idx in np.ndindex(x.shape):
-    up, down = x.copy(), x.copy()
-    up[idx] += eps
-    down[idx] -= eps
-    grad[idx] = (f(up) - f(down)) / (2 * eps)
-  return grad
 
 
 def _data(n=3, d=4, k=5, seed=0):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from contrastive.losses.kernel_conditional import kernel_conditional_infonce
+from tests.losses.numeric import np_kernel
 
 # Compiled once per (mode, kernel, shapes): eager dispatch of every small op is
 # what makes tiny-array tests slow. The error tests call the plain function.
@@ -20,33 +21,8 @@ def _normalize(z):
   return z / np.linalg.norm(z, axis=-1, keepdims=True)
 
 
-def _np_kernel(c, kernel, scale):
-  c = np.asarray(c, np.float64)
-  c = c[:, None] if c.ndim == 1 else c
-  n = c.shape[0]
-  k = np.ones((n, n))
-  for i in range(n):
-    for j in range(n):
-      if i == j:
-        continue
-      diff, dot = c[i] - c[j], float(c[i] @ c[j])
-      if kernel == "rbf":
-        k[i, j] = math.exp(-float(diff @ diff) / scale)
-      elif kernel == "laplacian":
-        k[i, j] = math.exp(-math.sqrt(float(diff @ diff)) / scale)
-      elif kernel == "cosine":
-        k[i, j] = dot / (np.linalg.norm(c[i]) * np.linalg.norm(c[j]))
-      elif kernel == "linear":
-        k[i, j] = dot / scale
-      elif kernel == "polynomial":
-        k[i, j] = dot**3 / scale
-      elif kernel == "categorical":
-        k[i, j] = float(np.all(c[i] == c[j]))
-  return k
-
-
 def _np_weights(c, kernel, scale, lam, threshold=1e-6):
-  k = _np_kernel(c, kernel, scale)
+  k = np_kernel(c, kernel, scale)
   n = k.shape[0]
   w = np.linalg.inv(k + lam * np.eye(n)) @ k
   w[np.eye(n, dtype=bool) | (w < threshold)] = 0.0

@@ -12,6 +12,7 @@ import pytest
 from contrastive.losses.infonce import infonce
 from contrastive.losses.moco_filtered import dual_view_moco
 from contrastive.losses.moco_filtered import filtered_infonce
+from tests.losses.numeric import numeric_grad
 
 
 # ----------------------------------------------------------------------------
@@ -43,18 +44,6 @@ def ref_dual_view(q1, k1, q2, k2, queue_1, queue_2, t, **kw):
   """q1 -> k2 against queue_2 (past k2), q2 -> k1 against queue_1."""
   return (ref_filtered(q1, k2, queue_2, t, **kw)
           + ref_filtered(q2, k1, queue_1, t, **kw)) / 2
-
-
-def numeric_grad(f, x, eps=1e-6):
-  """Central finite differences of a float64 scalar function."""
-  x = np.asarray(x, np.float64)
-  grad = np.zeros_like(x)
-  for idx in np.ndindex(x.shape):
-    up, down = x.copy(), x.copy()
-    up[idx] += eps
-    down[idx] -= eps
-    grad[idx] = (f(up) - f(down)) / (2 * eps)
-  return grad
 
 
 def _data(n=3, d=4, k=7, seed=0):

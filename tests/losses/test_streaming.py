@@ -1,7 +1,6 @@
 """The streamed log-sum-exp engine against NumPy and against its dense form."""
 from __future__ import annotations
 
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -9,6 +8,7 @@ import numpy as np
 import pytest
 
 from contrastive.losses import streaming
+from tests.losses.numeric import numeric_grad
 
 
 # ----------------------------------------------------------------------------
@@ -27,18 +27,6 @@ def ref_log_sums(anchors, bank, scales, mask=None, floor=None):
       if allowed[i].any():
         out[s, i] = np.log(np.sum(np.exp(scale * sims[i][allowed[i]])))
   return out
-
-
-def numeric_grad(f, x, eps=1e-6):
-  """Central finite differences of a float64 scalar function."""
-  x = np.asarray(x, np.float64)
-  grad = np.zeros_like(x)
-  for idx in np.ndindex(x.shape):
-    up, down = x.copy(), x.copy()
-    up[idx] += eps
-    down[idx] -= eps
-    grad[idx] = (f(up) - f(down)) / (2 * eps)
-  return grad
 
 
 def _problem(m=3, k=7, d=4, seed=0):

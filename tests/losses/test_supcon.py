@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from contrastive.losses.supcon import supervised_infonce
+from tests.losses.numeric import numeric_grad
 
 
 # ----------------------------------------------------------------------------
@@ -29,18 +30,6 @@ def ref_supcon(z, labels, t):
     losses.append(-np.mean([math.log(math.exp(u[i] @ u[p] / t) / denominator)
                             for p in positives]))
   return float(np.mean(losses)) if losses else 0.0
-
-
-def numeric_grad(f, x, eps=1e-6):
-  """Central finite differences of a float64 scalar function."""
-  x = np.asarray(x, np.float64)
-  grad = np.zeros_like(x)
-  for idx in np.ndindex(x.shape):
-    up, down = x.copy(), x.copy()
-    up[idx] += eps
-    down[idx] -= eps
-    grad[idx] = (f(up) - f(down)) / (2 * eps)
-  return grad
 
 
 _run = jax.jit(jax.value_and_grad(
