@@ -49,7 +49,9 @@ batch 64 (126 in-batch negatives, a 512-key MoCo
 queue, 64 ClusterNS centroids). The table compares methods at a short,
 equal budget, not at convergence; at this budget a random-init encoder is a
 strong floor on Fashion-MNIST (its linear probe matched or beat SimCLR's
-in the sizing runs).
+in the sizing runs). MCL's two stages (a fresh encoder each) share the
+budget's steps, half each; as the method prescribes, its kNN and probe see
+both stages' features concatenated (twice the others' dimensions).
 """
 from __future__ import annotations
 
@@ -72,6 +74,7 @@ BUDGET = {
     "fsdd": dict(width=4, steps=60),
     "uci_hapt": dict(width=16, steps=200),
 }
+MCL_STAGES = 2
 MAX_TRAIN = 5000     # training examples embedded for the kNN / linear probe
 MAX_TEST = 2000
 
@@ -111,7 +114,12 @@ def _specs(batch: int, queue_size: int) -> dict:
       "cclk_fair": dict(config="cclk", arg_suffix=",fair",
                         datasets=NUISANCE_DATASETS),
       "decoupled_uniformity": dict(config="decoupled_uniformity"),
-      "mcl": dict(config="mcl"),
+      # MCL trains one encoder per stage: split the budget's steps over the
+      # stages, so that it trains as many steps in all as every other row.
+      "mcl": dict(config="mcl", dataset_overrides={
+          dataset: {"mcl": {"num_stages": MCL_STAGES,
+                            "steps_per_stage": b["steps"] // MCL_STAGES}}
+          for dataset, b in BUDGET.items()}),
       # ClusterNS seeds its centroids from one batch: K <= the batch size.
       "clusterns": dict(config="clusterns",
                         overrides={"loss": {"num_clusters": min(128, batch)}}),

@@ -5,15 +5,17 @@ and how to build each run's config from a method's config file:
 
   sweep.methods         ('simclr', 'dcl', ...)       the order of the table
   sweep.method_specs    {name: {config, kind, arg_suffix, datasets,
-                                overrides}}
+                                overrides, dataset_overrides}}
   sweep.datasets, sweep.seeds, sweep.size
   sweep.run_overrides   applied to every run (the per-run budget)
   sweep.dataset_overrides  {dataset: overrides}
 
 A run's config is `configs/<spec.config>.py:get_config('<dataset>,<size>'
-+ arg_suffix)`, then `run_overrides`, `dataset_overrides[dataset]` and
-`spec.overrides` merged in that order, then `seed`. Overrides are nested
-mappings, e.g. `{'train': {'num_steps': 0}}`.
++ arg_suffix)`, then `run_overrides`, `dataset_overrides[dataset]`,
+`spec.overrides` and `spec.dataset_overrides[dataset]` merged in that order,
+then `seed`. Overrides are nested mappings, e.g.
+`{'train': {'num_steps': 0}}`; a spec's `dataset_overrides` reach fields
+that only its method's config has (MCL's steps per stage).
 """
 from __future__ import annotations
 
@@ -70,7 +72,7 @@ def method_specs(sweep: Any) -> dict[str, dict[str, Any]]:
           " sweep.method_specs; specified methods:"
           f" {', '.join(sorted(specs))}.")
     spec = dict(config=name, kind="contrastive", arg_suffix="", datasets=None,
-                overrides={})
+                overrides={}, dataset_overrides={})
     spec.update(_as_dict(specs[name]))
     if spec["kind"] not in KINDS:
       raise ValueError(
@@ -164,5 +166,7 @@ def run_config(run: Run, sweep: Any,
   per_dataset = _as_dict(sweep.get("dataset_overrides", {}))
   merge_overrides(config, per_dataset.get(run.dataset, {}))
   merge_overrides(config, spec["overrides"])
+  merge_overrides(config,
+                  _as_dict(spec["dataset_overrides"]).get(run.dataset, {}))
   config.seed = run.seed
   return config

@@ -50,6 +50,9 @@ def test_every_default_run_config_is_valid():
     if run.method == "cclk_fair":
       assert config.loss.mode == "fair"
       assert config.loss.condition == common.DATASETS[run.dataset]["nuisance"]
+    if run.method == "mcl":  # its stages share the budget's steps
+      assert (config.mcl.num_stages * config.mcl.steps_per_stage
+              == budget["steps"])
     if run.dataset in ("fsdd", "uci_hapt"):
       assert config.eval.max_test_examples is None
 
@@ -65,6 +68,13 @@ def test_overrides_apply_in_order_run_dataset_method():
   assert simclr.seed == 5
   floor = grid.run_config(grid.Run("random_init", "uci_hapt", 0), sweep)
   assert floor.train.num_steps == 0 and floor.loss.temperature == 0.3
+  # A spec's own per-dataset overrides come last.
+  sweep.method_specs.simclr = {
+      "overrides": {"loss": {"temperature": 0.2}},
+      "dataset_overrides": {"uci_hapt": {"loss": {"temperature": 0.1}},
+                            "fsdd": {"loss": {"temperature": 0.9}}}}
+  simclr = grid.run_config(grid.Run("simclr", "uci_hapt", 0), sweep)
+  assert simclr.loss.temperature == 0.1
 
 
 def test_unknown_override_field_names_the_valid_fields():
