@@ -61,9 +61,10 @@ DEFAULT_BATCH = 256
 _RESULT = "RESULT "
 _COMPILER_NOTE = {
     "config": "the config's config.compiler options (jax rows)",
-    "xla_defaults": "XLA's defaults (jax-d rows)",
-    "both": "the config's options (jax rows) and XLA's defaults (jax-d"
-            " rows)",
+    "xla_defaults": "XLA's defaults and plain convolution VJPs (jax-d"
+                    " rows)",
+    "both": "the config's options (jax rows) and XLA's defaults with plain"
+            " convolution VJPs (jax-d rows)",
 }
 
 
@@ -77,6 +78,7 @@ def _config(modality: str, method: str, batch_size: int, dtype: str,
   config.moco.queue_size = QUEUE_SIZE
   if compiler == "xla_defaults":  # the step as XLA compiles it unprompted
     config.compiler = {}
+    config.model.conv_backward = "xla"
   return config
 
 

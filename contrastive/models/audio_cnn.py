@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from contrastive.models import _common
+from contrastive.models import conv as conv_lib
 from contrastive.models import audio_frontend
 
 Array = jax.Array
@@ -65,6 +66,8 @@ class AudioCNN(nn.Module):
   bn_momentum: float = 0.9
   bn_epsilon: float = 1e-5
   dtype: Any = jnp.float32
+  # 'auto', 'xla' or 'saved_input': see contrastive/models/conv.py.
+  conv_backward: str = "auto"
 
   def __post_init__(self) -> None:
     for name in ("width", "depth", "sample_rate", "frame_length",
@@ -86,6 +89,8 @@ class AudioCNN(nn.Module):
       raise ValueError(f"log_offset must be > 0, got {self.log_offset!r}.")
     _common.check_bn(self.bn_momentum, self.bn_epsilon)
     _common.check_dtype(self.dtype)
+    _common.check_choice("conv_backward", self.conv_backward,
+                         conv_lib.CONV_BACKWARDS)
     super().__post_init__()
 
   @property
@@ -136,6 +141,8 @@ class AudioCNN(nn.Module):
       spec = jax.vmap(spec_transform)(keys, spec)
     conv = functools.partial(
         nn.Conv,
+        conv_general_dilated=conv_lib.conv_general_dilated_fn(
+            self.conv_backward),
         kernel_size=(3, 3),
         padding="SAME",
         use_bias=False,

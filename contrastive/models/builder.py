@@ -30,7 +30,11 @@ COMMON_DEFAULTS: Mapping[str, Any] = {
     "bn_momentum": 0.9,
     "bn_epsilon": 1e-5,
 }
-_RESNET = {"width": 64, "stem": "cifar", "zero_init_residual": False}
+# How the convolutional encoders differentiate their convolutions
+# (contrastive/models/conv.py).
+_CONV = {"conv_backward": "auto"}
+_RESNET = {"width": 64, "stem": "cifar", "zero_init_residual": False,
+           **_CONV}
 _VIT = {"patch_size": 4, "mlp_dim": None, "pool": "cls", "dropout_rate": 0.0}
 MODELS: Mapping[str, _Spec] = {
     "resnet18": _Spec(resnet.resnet18, _RESNET, True),
@@ -54,12 +58,14 @@ MODELS: Mapping[str, _Spec] = {
             "lower_edge_hertz": 20.0,
             "upper_edge_hertz": None,
             "log_offset": 1e-6,
+            **_CONV,
         },
         True,
     ),
     "sensor_resnet1d": _Spec(
         sensor.ResNet1D,
-        {"width": 64, "depth": 3, "blocks_per_stage": 2, "kernel_size": 5},
+        {"width": 64, "depth": 3, "blocks_per_stage": 2, "kernel_size": 5,
+         **_CONV},
         True,
     ),
 }
@@ -112,6 +118,10 @@ def build_model(config: Any) -> heads.ContrastiveModel:
     projection_output_bn: BN on the projection output. Default False.
     bn_momentum: BatchNorm running-average decay, 0.9 (flax convention).
     bn_epsilon: BatchNorm variance offset, 1e-5.
+  Convolutional encoders (all but the ViTs):
+    conv_backward: 'auto' (default), 'xla' or 'saved_input': how the kernel
+      gradients read the layer inputs (contrastive/models/conv.py; the same
+      values, a CPU speed-up).
 
   'resnet18', 'resnet50' (features `8 * width` / `32 * width`):
     width: base channels, 64. stem: 'cifar' (default; 3x3 stride 1, no

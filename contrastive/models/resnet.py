@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from contrastive.models import _common
+from contrastive.models import conv as conv_lib
 
 Array = jax.Array
 
@@ -131,6 +132,8 @@ class ResNet(nn.Module):
   bn_momentum: float = 0.9
   bn_epsilon: float = 1e-5
   dtype: Any = jnp.float32
+  # 'auto', 'xla' or 'saved_input': see contrastive/models/conv.py.
+  conv_backward: str = "auto"
 
   def __post_init__(self) -> None:
     if not self.stage_sizes:
@@ -142,6 +145,8 @@ class ResNet(nn.Module):
     _common.check_positive_int("width", self.width)
     _common.check_bn(self.bn_momentum, self.bn_epsilon)
     _common.check_dtype(self.dtype)
+    _common.check_choice("conv_backward", self.conv_backward,
+                         conv_lib.CONV_BACKWARDS)
     super().__post_init__()
 
   @property
@@ -156,6 +161,8 @@ class ResNet(nn.Module):
     _common.check_rank("images", images, 4, "[batch, height, width, channels]")
     conv = functools.partial(
         nn.Conv,
+        conv_general_dilated=conv_lib.conv_general_dilated_fn(
+            self.conv_backward),
         use_bias=False,
         dtype=self.dtype,
         param_dtype=jnp.float32,

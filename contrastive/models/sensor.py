@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from contrastive.models import _common
+from contrastive.models import conv as conv_lib
 
 Array = jax.Array
 
@@ -74,12 +75,16 @@ class ResNet1D(nn.Module):
   bn_momentum: float = 0.9
   bn_epsilon: float = 1e-5
   dtype: Any = jnp.float32
+  # 'auto', 'xla' or 'saved_input': see contrastive/models/conv.py.
+  conv_backward: str = "auto"
 
   def __post_init__(self) -> None:
     for name in ("width", "depth", "blocks_per_stage", "kernel_size"):
       _common.check_positive_int(name, getattr(self, name))
     _common.check_bn(self.bn_momentum, self.bn_epsilon)
     _common.check_dtype(self.dtype)
+    _common.check_choice("conv_backward", self.conv_backward,
+                         conv_lib.CONV_BACKWARDS)
     super().__post_init__()
 
   @property
@@ -92,6 +97,8 @@ class ResNet1D(nn.Module):
     _common.check_rank("windows", windows, 3, "[batch, time, channels]")
     conv = functools.partial(
         nn.Conv,
+        conv_general_dilated=conv_lib.conv_general_dilated_fn(
+            self.conv_backward),
         padding="SAME",
         use_bias=False,
         dtype=self.dtype,
