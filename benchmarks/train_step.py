@@ -6,6 +6,8 @@ Run from the repository root:
     python -m benchmarks.train_step --quick               # batch 32, 2 steps
     python -m benchmarks.train_step --modality image --method simclr \
         --devices 1 --reference torch                     # side by side
+    python -m benchmarks.train_step --devices 1 --reference torch \
+        --compiler both                                   # before / after
     python -m benchmarks.train_step --dtype bfloat16      # opt-in bf16 compute
     python -m benchmarks.train_step --xla_flags=--xla_cpu_use_onednn=true
     python -m benchmarks.train_step --profile_dir /tmp/prof  # top XLA ops
@@ -60,10 +62,11 @@ QUEUE_SIZE = 4096
 DEFAULT_BATCH = 256
 _RESULT = "RESULT "
 _COMPILER_NOTE = {
-    "config": "the config's config.compiler options (jax rows)",
+    "config": "the config's settings: config.compiler and the encoders'"
+              " conv_backward (jax rows)",
     "xla_defaults": "XLA's defaults and plain convolution VJPs (jax-d"
                     " rows)",
-    "both": "the config's options (jax rows) and XLA's defaults with plain"
+    "both": "the config's settings (jax rows) and XLA's defaults with plain"
             " convolution VJPs (jax-d rows)",
 }
 
@@ -267,9 +270,10 @@ def _parse(argv=None):
                       help="extra XLA_FLAGS for our workers")
   parser.add_argument("--compiler", default="config",
                       choices=("config", "xla_defaults", "both"),
-                      help="our step compiled with the config's"
-                      " config.compiler options, with XLA's defaults"
-                      " ('jax-d' rows), or both side by side at 1 device")
+                      help="our step as configured (config.compiler, the"
+                      " encoders' conv_backward), with XLA's defaults and"
+                      " plain convolution VJPs ('jax-d' rows), or both side"
+                      " by side at 1 device (before / after)")
   parser.add_argument("--profile_dir", default="",
                       help="trace one step of ours here; print the top ops")
   parser.add_argument("--torch_device", default="cpu", choices=("cpu", "cuda"))

@@ -12,7 +12,7 @@ on 2 cores) and it took a large share of a ResNet-18 step. With
 `conv_backward='saved_input'` the backward pass receives the stored input
 through a `lax.cond`, which XLA's fusion cannot look through, so the
 transpose reads it as stored: the same values, from memory rather than
-recomputed (a ResNet-18 Fashion-MNIST step used 12 % less CPU time;
+recomputed (the ResNet-18 Fashion-MNIST step used 9 % less CPU time;
 benchmarks/README.md).
 
 A `lax.cond` in the backward pass would cost a device-to-host sync per
