@@ -33,9 +33,8 @@ import numpy as np
 from configs import mcl as mcl_config
 from configs import simclr as simclr_config
 from contrastive import evaluate as eval_lib
+from contrastive.ablation import similarity
 from contrastive.train import evaluation
-from contrastive.train import experiment
-from contrastive.train.checkpoint import Checkpointer, abstract_like
 from contrastive.train.loop import train_and_evaluate
 
 
@@ -47,16 +46,6 @@ def _configure(config, args, seed: int):
   config.optimizer.warmup_steps = max(1, args.steps_per_stage // 5)
   config.eval.nuisance = None
   return config
-
-
-def _final_state(config, workdir):
-  exp = experiment.build_experiment(config)
-  shapes = experiment.abstract_state(exp)
-  target = abstract_like(shapes, experiment.state_shardings(exp, shapes))
-  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
-  state, _ = ckpt.restore(target)
-  ckpt.close()
-  return exp, state
 
 
 def _scores(exp, train, test, columns) -> tuple[float, float]:
@@ -87,7 +76,7 @@ def run_seed(args, seed: int, root: str) -> dict:
   start = time.perf_counter()
   mcl_results = train_and_evaluate(config, workdir)
   mcl_seconds = time.perf_counter() - start
-  exp, state = _final_state(config, workdir)
+  exp, state = similarity.restore_final_state(config, workdir)
   train = evaluation.embed_representation(exp, state, exp.train_data,
                                           config.eval.get("max_train_examples"))
   test = evaluation.embed_representation(exp, state, exp.test_data,

@@ -27,8 +27,10 @@ from contrastive.train.checkpoint import Checkpointer
 
 
 
-def restore_final_state(config, workdir: str):
-  """`(experiment, state)` of the run in `workdir` at its latest checkpoint.
+def restore_latest(config, workdir: str, restore) -> tuple[Any, Any]:
+  """`(experiment, state)` of the run in `workdir` at its latest checkpoint,
+  read by `restore(exp, checkpointer, iterator) -> state` (the trainer's own
+  restore, so that the state has the structure that trainer saved).
 
   Raises:
     ValueError: `workdir` holds no checkpoint.
@@ -39,10 +41,22 @@ def restore_final_state(config, workdir: str):
     if ckpt.latest_step() is None:
       raise ValueError(f"no checkpoint under {workdir}/checkpoints to"
                        " restore; train the run first.")
-    state, _ = loop.restore_or_init(exp, ckpt, exp.train_iterator())
+    state = restore(exp, ckpt, exp.train_iterator())
   finally:
     ckpt.close()
   return exp, state
+
+
+def restore_final_state(config, workdir: str):
+  """`(experiment, state)` of the contrastive run in `workdir` at its latest
+  checkpoint (restored with the train loop's `restore_or_init`).
+
+  Raises:
+    ValueError: `workdir` holds no checkpoint.
+  """
+  return restore_latest(
+      config, workdir,
+      lambda exp, ckpt, iterator: loop.restore_or_init(exp, ckpt, iterator)[0])
 
 
 def view_similarities(exp, state, *, num_examples: int = 512,

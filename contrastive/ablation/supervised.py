@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from contrastive.ablation import similarity
 from contrastive.augment import make_views
 from contrastive.train import evaluation
 from contrastive.train import experiment as experiment_lib
@@ -130,16 +131,7 @@ def restore_final_state(config, workdir: str):
   Raises:
     ValueError: `workdir` holds no checkpoint.
   """
-  exp = experiment_lib.build_experiment(config)
-  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
-  try:
-    if ckpt.latest_step() is None:
-      raise ValueError(f"no checkpoint under {workdir}/checkpoints to"
-                       " restore; train the run first.")
-    state = _restore_or_init(exp, ckpt, exp.train_iterator())
-  finally:
-    ckpt.close()
-  return exp, state
+  return similarity.restore_latest(config, workdir, _restore_or_init)
 
 
 def train_and_evaluate_supervised(config, workdir: str) -> dict[str, Any]:
