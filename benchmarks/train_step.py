@@ -82,6 +82,7 @@ def _config(modality: str, method: str, batch_size: int, dtype: str,
   if compiler == "xla_defaults":  # the step as XLA compiles it unprompted
     config.compiler = {}
     config.model.conv_backward = "xla"
+    config.model.bn_sums = "reduce"
   return config
 
 

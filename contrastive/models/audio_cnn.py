@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from contrastive.models import _common
+from contrastive.models import batch_norm as bn_lib
 from contrastive.models import conv as conv_lib
 from contrastive.models import audio_frontend
 
@@ -68,6 +69,8 @@ class AudioCNN(nn.Module):
   dtype: Any = jnp.float32
   # 'auto', 'xla' or 'saved_input': see contrastive/models/conv.py.
   conv_backward: str = "auto"
+  # 'auto', 'reduce' or 'matmul': see contrastive/models/batch_norm.py.
+  bn_sums: str = "auto"
 
   def __post_init__(self) -> None:
     for name in ("width", "depth", "sample_rate", "frame_length",
@@ -91,6 +94,7 @@ class AudioCNN(nn.Module):
     _common.check_dtype(self.dtype)
     _common.check_choice("conv_backward", self.conv_backward,
                          conv_lib.CONV_BACKWARDS)
+    _common.check_choice("bn_sums", self.bn_sums, bn_lib.BN_SUMS)
     super().__post_init__()
 
   @property
@@ -151,7 +155,8 @@ class AudioCNN(nn.Module):
         kernel_init=_common.conv_kernel_init,
     )
     norm = functools.partial(
-        nn.BatchNorm,
+        bn_lib.BatchNorm,
+        sums=self.bn_sums,
         use_running_average=not train,
         momentum=self.bn_momentum,
         epsilon=self.bn_epsilon,

@@ -31,8 +31,9 @@ COMMON_DEFAULTS: Mapping[str, Any] = {
     "bn_epsilon": 1e-5,
 }
 # How the convolutional encoders differentiate their convolutions
-# (contrastive/models/conv.py).
-_CONV = {"conv_backward": "auto"}
+# (contrastive/models/conv.py) and sum their BatchNorm statistics
+# (contrastive/models/batch_norm.py).
+_CONV = {"conv_backward": "auto", "bn_sums": "auto"}
 _RESNET = {"width": 64, "stem": "cifar", "zero_init_residual": False,
            **_CONV}
 _VIT = {"patch_size": 4, "mlp_dim": None, "pool": "cls", "dropout_rate": 0.0}
@@ -122,6 +123,9 @@ def build_model(config: Any) -> heads.ContrastiveModel:
     conv_backward: 'auto' (default), 'xla' or 'saved_input': how the kernel
       gradients read the layer inputs (contrastive/models/conv.py; the same
       values, a CPU speed-up).
+    bn_sums: 'auto' (default), 'reduce' or 'matmul': how BatchNorm sums its
+      statistics and gradients (contrastive/models/batch_norm.py; the same
+      values to float32 rounding, a CPU speed-up).
 
   'resnet18', 'resnet50' (features `8 * width` / `32 * width`):
     width: base channels, 64. stem: 'cifar' (default; 3x3 stride 1, no

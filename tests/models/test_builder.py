@@ -100,7 +100,7 @@ def test_default_config_lists_every_field():
       "name": "resnet18", "dtype": "float32", "projection_dims": (None, 128),
       "predictor_dims": None, "projection_output_bn": False,
       "bn_momentum": 0.9, "bn_epsilon": 1e-5, "width": 64, "stem": "cifar",
-      "zero_init_residual": False, "conv_backward": "auto",
+      "zero_init_residual": False, "conv_backward": "auto", "bn_sums": "auto",
   }
   model = models.build_model(config)
   assert (model.backbone.width, model.backbone.stem) == (64, "cifar")
