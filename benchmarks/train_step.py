@@ -63,11 +63,11 @@ DEFAULT_BATCH = 256
 _RESULT = "RESULT "
 _COMPILER_NOTE = {
     "config": "the config's settings: config.compiler and the encoders'"
-              " conv_backward (jax rows)",
-    "xla_defaults": "XLA's defaults and plain convolution VJPs (jax-d"
-                    " rows)",
+              " conv_backward and bn_sums (jax rows)",
+    "xla_defaults": "XLA's defaults, plain convolution VJPs and reduced"
+                    " BatchNorm sums (jax-d rows)",
     "both": "the config's settings (jax rows) and XLA's defaults with plain"
-            " convolution VJPs (jax-d rows)",
+            " convolution VJPs and reduced BatchNorm sums (jax-d rows)",
 }
 
 
@@ -272,9 +272,10 @@ def _parse(argv=None):
   parser.add_argument("--compiler", default="config",
                       choices=("config", "xla_defaults", "both"),
                       help="our step as configured (config.compiler, the"
-                      " encoders' conv_backward), with XLA's defaults and"
-                      " plain convolution VJPs ('jax-d' rows), or both side"
-                      " by side at 1 device (before / after)")
+                      " encoders' conv_backward and bn_sums), with XLA's"
+                      " defaults, plain convolution VJPs and reduced"
+                      " BatchNorm sums ('jax-d' rows), or both side by side"
+                      " at 1 device (before / after)")
   parser.add_argument("--profile_dir", default="",
                       help="trace one step of ours here; print the top ops")
   parser.add_argument("--torch_device", default="cpu", choices=("cpu", "cuda"))

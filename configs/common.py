@@ -129,12 +129,13 @@ def base_config(arg: str | None) -> ml_collections.ConfigDict:
   # shard_min_size elements are split over `model` when it is > 1.
   config.mesh = dict(shape=(-1, 1), shard_min_size=2**18)
   # XLA options per backend for the train step (contrastive/train/compiler.py).
-  # On CPU, XLA sends convolutions to YNNPACK by default; its kernels ran
-  # ResNet-18's 3x3 convolutions 10-20 % slower (forward + backward) and the
-  # whole step up to 1.9x slower than XLA's own (Eigen) convolutions on the
-  # project's 2-core AMD EPYC (benchmarks/README.md). YNNPACK keeps the
-  # matrix multiplications. Kernel choice only: losses agree to float
-  # rounding (tests/train/test_compiler.py).
+  # On CPU, XLA sends convolutions to YNNPACK by default; in jaxlib 0.10.2
+  # those run on one thread, so ResNet-18's 3x3 convolutions took about
+  # twice the wall time of XLA's own (Eigen) convolutions on the project's
+  # 2-core AMD EPYC, and the whole step up to 1.9x longer
+  # (benchmarks/README.md). YNNPACK keeps the matrix multiplications.
+  # Kernel choice only: losses agree to float rounding
+  # (tests/train/test_compiler.py).
   config.compiler = dict(cpu=dict(
       xla_cpu_experimental_ynn_fusion_type="LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"))
 
