@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import ml_collections
 
+from contrastive import models
+
 SIZES = ("full", "small", "tiny")
 
 # Per dataset: its reader, its augmentation recipe and its default encoder.
@@ -107,7 +109,9 @@ def base_config(arg: str | None) -> ml_collections.ConfigDict:
     model.update(_SMALL_MODEL.get(model["name"], {}), projection_dims=(256, 64))
   if size == "tiny":
     model.update(_TINY_MODEL.get(model["name"], {}), projection_dims=(16, 8))
-  config.model = model
+  # Every field the model accepts, at its default unless set above, so that
+  # each can be overridden from the command line (`--config.model.bn_sums=`).
+  config.model = dict(models.default_config(model["name"]).to_dict(), **model)
 
   config.optimizer = dict(
       name="lars", learning_rate=0.3, lr_scaling="linear", warmup_steps=500,

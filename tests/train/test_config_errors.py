@@ -89,3 +89,15 @@ def test_evaluation_subsets_span_the_split():
   assert len(set(idx.tolist())) == 10
   assert list(subset_indices(5, None)) == list(range(5))
   assert list(subset_indices(5, 9)) == list(range(5))
+
+
+@pytest.mark.parametrize("dataset", sorted(common.DATASETS))
+def test_configs_list_every_model_field(dataset):
+  """Each field the model accepts is in the config, so the command line can
+  override it (`--config.model.bn_sums=reduce`); the presets' own values
+  win over the defaults."""
+  from contrastive import models  # pylint: disable=import-outside-toplevel
+  config = simclr.get_config(f"{dataset},small")
+  defaults = models.default_config(config.model.name)
+  assert set(config.model.keys()) == set(defaults.keys())
+  assert config.model.projection_dims == (256, 64)
