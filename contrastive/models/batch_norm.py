@@ -3,8 +3,8 @@ products on CPU.
 
 Training-mode BatchNorm sums over every position of each channel: the mean
 and mean square going forward, the sums of the output gradient and of the
-gradient times the input going back. In channels-last layout that is a
-reduction over the major dimensions of `[N*H*W, C]`. XLA:CPU splits such a
+gradient times the centred input going back. In channels-last layout that
+is a reduction over the major dimensions of `[N*H*W, C]`. XLA:CPU splits such a
 reduction into `reduce-window` ops whose loops read one channel at a time,
 with a stride of a whole row, so the sums of a ResNet-18 step took about a
 sixth of its time (benchmarks/README.md). The same sums written as
