@@ -10,7 +10,7 @@ import pytest
 from scipy.spatial.distance import pdist
 
 from contrastive.losses.decoupled_uniformity import decoupled_uniformity
-from tests.losses.numeric import np_kernel
+from tests.losses.numeric import np_kernel, numeric_grad
 
 # Compiled once per (kernel, shapes); the error tests call the plain function.
 _jitted = jax.jit(decoupled_uniformity, static_argnames=("kernel",))
@@ -72,22 +72,12 @@ def test_prior_matches_numpy(kernel, prior, lam, scale):
   np.testing.assert_allclose(float(loss), expected, rtol=1e-5, atol=1e-6)
 
 
-def _finite_difference(f, x, eps=1e-6):
-  g = np.zeros_like(x)
-  for idx in np.ndindex(x.shape):
-    xp, xm = x.copy(), x.copy()
-    xp[idx] += eps
-    xm[idx] -= eps
-    g[idx] = (f(xp) - f(xm)) / (2 * eps)
-  return g
-
-
 @pytest.mark.parametrize("with_prior", [False, True])
 def test_gradient_matches_finite_differences(with_prior):
   views = _views(2, n=4, v=2, d=3)
   prior = np.array([0.0, 0.5, 1.5, 1.7]) if with_prior else None
   kernel = "rbf" if with_prior else None
-  expected = _finite_difference(
+  expected = numeric_grad(
       lambda x: np_decoupled_uniformity(x, prior, kernel, 0.3), views)
   grad = jax.jit(jax.grad(lambda x: decoupled_uniformity(
       x, prior=None if prior is None else jnp.asarray(prior), kernel=kernel,

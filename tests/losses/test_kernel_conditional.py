@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from contrastive.losses.kernel_conditional import kernel_conditional_infonce
-from tests.losses.numeric import np_kernel
+from tests.losses.numeric import np_kernel, numeric_grad
 
 # Compiled once per (mode, kernel, shapes): eager dispatch of every small op is
 # what makes tiny-array tests slow. The error tests call the plain function.
@@ -145,16 +145,6 @@ def test_per_view_conditions():
   np.testing.assert_array_equal(np.asarray(g), 0.0)
 
 
-def _finite_difference(f, x, eps=1e-6):
-  g = np.zeros_like(x)
-  for idx in np.ndindex(x.shape):
-    xp, xm = x.copy(), x.copy()
-    xp[idx] += eps
-    xm[idx] -= eps
-    g[idx] = (f(xp) - f(xm)) / (2 * eps)
-  return g
-
-
 @pytest.mark.parametrize("mode", ["fair", "hard_negative", "weakly_supervised"])
 def test_gradient_matches_finite_differences(mode):
   z1, z2, c = _data(4, n=4, d=3)
@@ -164,9 +154,9 @@ def test_gradient_matches_finite_differences(mode):
   u1, u2 = _normalize(z1), _normalize(z2)
   cx, cy = (u1, u2) if condition is None else (c, c)
   frozen = (_np_weights(cx, "rbf", 1.0, 0.2), _np_weights(cy, "rbf", 1.0, 0.2))
-  g1 = _finite_difference(
+  g1 = numeric_grad(
       lambda x: np_ccl(x, z2, None, frozen_w=frozen, **kw), z1)
-  g2 = _finite_difference(
+  g2 = numeric_grad(
       lambda x: np_ccl(z1, x, None, frozen_w=frozen, **kw), z2)
   jc = None if condition is None else jnp.asarray(condition, jnp.float32)
   grad = jax.jit(jax.grad(
