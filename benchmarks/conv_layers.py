@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from typing import Callable, NamedTuple
+
+from benchmarks.train_step import time_calls
 
 # The convolutions of the default encoders (configs/common.py) at the
 # benchmark's shapes: spatial size per image, channels in and out, kernel.
@@ -54,13 +55,9 @@ PARTS = ("fwd", "dx", "dw")
 
 
 def _cpu_ms(fn: Callable[[], object], repeats: int) -> float:
-  fn()
-  times = []
-  for _ in range(repeats):
-    start = time.process_time()
-    fn()
-    times.append(time.process_time() - start)
-  return 1e3 * statistics.median(times)
+  """Median CPU milliseconds of `fn()` after one untimed call."""
+  _, cpu = time_calls(fn, warmup=1, steps=repeats)
+  return 1e3 * statistics.median(cpu)
 
 
 def time_jax(layer: Layer, batch: int, repeats: int) -> dict[str, float]:

@@ -90,8 +90,9 @@ def _peak_rss_mib() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _time(run, warmup: int, steps: int) -> tuple[list[float], list[float]]:
-  """Wall and process CPU (user + system, all threads) seconds per step."""
+def time_calls(run, warmup: int, steps: int
+               ) -> tuple[list[float], list[float]]:
+  """Wall and process CPU (user + system, all threads) seconds per call."""
   for _ in range(warmup):
     run()
   wall, cpu = [], []
@@ -163,7 +164,7 @@ def run_jax(args) -> dict[str, Any]:
     with jax.profiler.trace(args.profile_dir):
       run()
     profile = _profile_summary(args.profile_dir)
-  times, cpu_times = _time(run, args.warmup, args.steps)
+  times, cpu_times = time_calls(run, args.warmup, args.steps)
   stats = jax.local_devices()[0].memory_stats() or {}
   return {"framework": "jax" if args.compiler == "config" else "jax-d",
           "devices": jax.device_count(),
@@ -200,8 +201,8 @@ def run_torch(args) -> dict[str, Any]:
       ema=config.moco.momentum_start, device=args.torch_device)
   views = step_lib.random_views(shape, args.batch_size).to(args.torch_device)
   # float() waits for the step, on a GPU too.
-  times, cpu_times = _time(lambda: float(step(views)), args.warmup,
-                           args.steps)
+  times, cpu_times = time_calls(lambda: float(step(views)), args.warmup,
+                                args.steps)
   return {"framework": "torch", "devices": 1,
           "platform": args.torch_device, "times": times,
           "cpu_times": cpu_times,
