@@ -10,7 +10,10 @@ import numpy as np
 Array = jax.Array
 
 # Names accepted for the compute dtype; parameters always stay float32.
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+# float64 serves numerical checks (a float32 run against an exact one) and
+# needs 64-bit mode.
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16,
+          "float64": jnp.float64}
 
 # He-normal over the output fan (He et al. 2015), as torchvision's ResNets:
 # keeps activation variance roughly constant through ReLU layers.
@@ -46,11 +49,20 @@ def check_positive_int(name: str, value: Any) -> None:
 
 
 def check_dtype(dtype: Any) -> None:
-  """The compute dtype must be float32 or bfloat16 (as a dtype, not a name)."""
+  """The compute dtype must be one of DTYPES (as a dtype, not a name), and
+  float64 only in 64-bit mode, where it is not silently float32."""
   allowed = tuple(DTYPES.values())
   if not any(jnp.dtype(dtype) == jnp.dtype(a) for a in allowed):
     raise ValueError(
         f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}."
+    )
+  if (jnp.dtype(dtype) == jnp.float64
+      and jax.dtypes.canonicalize_dtype(jnp.float64) != jnp.float64):
+    raise ValueError(
+        "dtype float64 needs 64-bit mode: run under"
+        " `with jax.enable_x64(True):` or set"
+        " jax.config.update('jax_enable_x64', True) first; otherwise JAX"
+        " computes in float32."
     )
 
 

@@ -137,7 +137,7 @@ class AudioCNN(nn.Module):
       `[B, F]` features in `dtype`.
     """
     _common.check_rank("waveform", waveform, 2, "[batch, samples]")
-    spec = self.spectrogram(waveform)  # [B, frames, mels], float32
+    spec = self.spectrogram(waveform)  # [B, frames, mels], >= float32
     if train and spec_transform is not None:
       keys = jax.random.split(
           self.make_rng(self.rng_collection), spec.shape[0]

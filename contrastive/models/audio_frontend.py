@@ -165,7 +165,8 @@ def log_mel_spectrogram(
       rather than -inf.
 
   Returns:
-    float32 `[..., frames, num_mel_bins]`.
+    `[..., frames, num_mel_bins]` in float32 (float64 for a float64
+    waveform in 64-bit mode, for numerical checks).
 
   Example:
     >>> wave = jnp.sin(2 * jnp.pi * 440 * jnp.arange(8000) / 8000)
@@ -201,11 +202,12 @@ def log_mel_spectrogram(
   index = (
       np.arange(n)[:, None] * frame_step + np.arange(frame_length)[None, :]
   )
-  frames = waveform.astype(jnp.float32)[..., index]  # [..., n, frame_length]
+  dtype = jnp.promote_types(waveform.dtype, jnp.float32)
+  frames = waveform.astype(dtype)[..., index]  # [..., n, frame_length]
   # Periodic Hann: its shifted copies at hops dividing N sum to a constant.
   window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(frame_length)
                               / frame_length)
-  spectrum = jnp.fft.rfft(frames * window.astype(np.float32), n=fft_length)
+  spectrum = jnp.fft.rfft(frames * window.astype(dtype), n=fft_length)
   power = jnp.real(spectrum) ** 2 + jnp.imag(spectrum) ** 2
-  mel = jnp.einsum("...fk,km->...fm", power, weights)
+  mel = jnp.einsum("...fk,km->...fm", power, weights.astype(dtype))
   return jnp.log(mel + log_offset)

@@ -110,8 +110,8 @@ def build_model(config: Any) -> heads.ContrastiveModel:
   All models:
     name: one of 'resnet18', 'resnet50', 'vit_tiny', 'vit_small',
       'audio_cnn', 'sensor_resnet1d'.
-    dtype: compute dtype, 'float32' (default) or 'bfloat16'; parameters are
-      float32 either way.
+    dtype: compute dtype, 'float32' (default), 'bfloat16', or 'float64'
+      (numerical checks; needs 64-bit mode); parameters are float32.
     projection_dims: `(hidden..., out)` of the projection MLP; None hidden
       sizes take the feature size. Default `(None, 128)`.
     predictor_dims: None (default) or `(hidden..., out)` of a BYOL/SimSiam

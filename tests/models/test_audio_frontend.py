@@ -82,6 +82,27 @@ def test_log_mel_matches_numpy(fft_length):
   np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
 
 
+def test_float64_waveform_computes_in_float64():
+  """In 64-bit mode a float64 waveform stays float64 (for exact reference
+  runs); the filterbank's float32 rounding is the only float32 left, so the
+  result is closer to the NumPy float64 loop than the float32 path is."""
+  rng = np.random.default_rng(1)
+  wave = _sine(440.0) + 0.1 * rng.standard_normal(2000)
+  kwargs = dict(sample_rate=SR, frame_length=200, frame_step=80,
+                fft_length=256, num_mel_bins=32, lower_edge_hertz=50.0,
+                upper_edge_hertz=4000.0, log_offset=1e-6)
+  want = _np_log_mel(wave, 200, 80, 256, 32, 50.0, 4000.0, 1e-6)
+  with jax.enable_x64(True):
+    got64 = audio_frontend.log_mel_spectrogram(
+        jnp.asarray(wave, jnp.float64), **kwargs)
+    assert got64.dtype == jnp.float64
+  got32 = audio_frontend.log_mel_spectrogram(
+      jnp.asarray(wave, jnp.float32), **kwargs)
+  err64 = np.max(np.abs(np.asarray(got64) - want))
+  err32 = np.max(np.abs(np.asarray(got32, np.float64) - want))
+  assert err64 < 1e-4 and err64 < err32 / 10
+
+
 @pytest.mark.parametrize("freq", [300.0, 1000.0, 2500.0])
 def test_peak_mel_bin_is_at_the_sine_frequency(freq):
   num_mels, lo, hi = 64, 20.0, SR / 2

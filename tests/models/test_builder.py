@@ -130,6 +130,8 @@ def test_param_count():
         ({"name": "audio_cnn", "stem": "cifar"}, "valid fields are"),
         ({"name": "resnet18", "stem": "tiny"}, "stem"),
         ({"name": "resnet18", "dtype": "float16"}, "dtype"),
+        # Outside 64-bit mode float64 would silently be float32.
+        ({"name": "resnet18", "dtype": "float64"}, "64-bit mode"),
         ({"name": "resnet18", "width": 0}, "width"),
         ({"name": "resnet18", "width": 8.5}, "width"),
         ({"name": "resnet18", "projection_output_bn": "yes"},
