@@ -21,6 +21,7 @@ import jax.numpy as jnp
 
 from contrastive import losses
 from contrastive.clustering import clusterns
+from contrastive.negatives import simans_loss
 
 Array = jax.Array
 METHODS = ("simclr", "moco")
@@ -65,6 +66,8 @@ class _Spec:
   # MCL's cluster restriction can act on it).
   uses_negative_mask: bool = False
   state: _StateSpec | None = None
+  # Whether the loss draws random numbers (`call` then takes `rng=`).
+  uses_rng: bool = False
 
 
 def _pairwise(fn, proj, batch, negatives, negative_mask, cfg, hparams):
@@ -88,6 +91,17 @@ def _pairwise_queue_symmetric(fn, proj, batch, negatives, negative_mask, cfg,
   loss2, aux2 = fn(q[1], k[0], negatives=negatives,
                    negative_mask=negative_mask, **hparams)
   return (loss + loss2) / 2, jax.tree.map(lambda a, b: (a + b) / 2, aux, aux2)
+
+
+def _sampled(fn, proj, batch, negatives, negative_mask, cfg, hparams, *,
+             rng):
+  """A pairwise loss that draws its negatives (SimANS) from `rng`."""
+  del batch, cfg
+  if negatives is None:
+    return fn(proj.online[0], proj.online[1], rng,
+              negative_mask=negative_mask, **hparams)
+  return fn(proj.online[0], proj.momentum[1], rng, negatives=negatives,
+            negative_mask=negative_mask, **hparams)
 
 
 def _dual_view(fn, proj, batch, negatives, negative_mask, cfg, hparams):
@@ -146,6 +160,8 @@ def _specs() -> Mapping[str, _Spec]:
                    **masked),
       "hcl": _Spec(losses.hard_negative_infonce, both,
                    _pairwise_queue_symmetric, **masked),
+      "simans": _Spec(simans_loss.simans_infonce, both, _sampled, **masked,
+                      uses_rng=True),
       "moco_filtered": _Spec(losses.dual_view_moco, ("moco",), _dual_view),
       "supcon": _Spec(losses.supervised_infonce, ("simclr",), _supcon),
       "cclk": _Spec(losses.kernel_conditional_infonce, ("simclr",),
@@ -168,8 +184,9 @@ class Objective:
   """A loss bound to its hyperparameters and to the method's negatives.
 
   Call it as `objective(projections, batch, negatives=None,
-  negative_mask=None, state=None) -> (loss, aux)`; a stateful loss
-  (`has_state`) needs `state`, from `init_state` then `update_state`.
+  negative_mask=None, state=None, rng=None) -> (loss, aux)`; a stateful loss
+  (`has_state`) needs `state`, from `init_state` then `update_state`, and a
+  sampling one (`uses_rng`) needs `rng`.
   """
 
   name: str
@@ -186,6 +203,10 @@ class Objective:
   @property
   def uses_negative_mask(self) -> bool:
     return self.spec.uses_negative_mask
+
+  @property
+  def uses_rng(self) -> bool:
+    return self.spec.uses_rng
 
   def init_state(self, dim: int, batch_size: int) -> Any:
     """The loss's initial state for `dim`-d projections, or None."""
@@ -206,13 +227,18 @@ class Objective:
 
   def __call__(self, proj: Projections, batch: Mapping[str, Array],
                negatives: Array | None = None,
-               negative_mask: Array | None = None, state: Any = None):
+               negative_mask: Array | None = None, state: Any = None,
+               rng: Array | None = None):
     kwargs = {}
     if self.spec.state is not None:
       if state is None:
         raise ValueError(f"loss {self.name!r} keeps state across steps; pass"
                          " state= (from init_state / update_state).")
       kwargs["state"] = state
+    if self.spec.uses_rng:
+      if rng is None:
+        raise ValueError(f"loss {self.name!r} draws its negatives; pass rng=.")
+      kwargs["rng"] = rng
     return self.spec.call(self.spec.fn, proj, batch, negatives, negative_mask,
                           self.cfg, dict(self.hparams), **kwargs)
 

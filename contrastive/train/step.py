@@ -135,7 +135,11 @@ def train_step(
 
   negatives, negative_mask, rule_metrics = _negatives(state, batch, deps)
   loss_state = state.extra.get("loss")
-  state_kwargs = {} if loss_state is None else {"state": loss_state}
+  loss_kwargs = {} if loss_state is None else {"state": loss_state}
+  if deps.objective.uses_rng:
+    # A stream of its own (not a fifth split), so that runs without sampling
+    # keep the random numbers they had.
+    loss_kwargs["rng"] = jax.random.fold_in(state.rng, 1)
 
   def loss_fn(params):
     out, new_batch_stats = _forward(deps, params, state.batch_stats,
@@ -144,7 +148,7 @@ def train_step(
     proj = Projections(online=_split_views(out[head], deps.num_views),
                        momentum=momentum_proj)
     loss, aux = deps.objective(proj, batch, negatives=negatives,
-                               negative_mask=negative_mask, **state_kwargs)
+                               negative_mask=negative_mask, **loss_kwargs)
     return loss, (aux, new_batch_stats, proj.online)
 
   (loss, (aux, batch_stats, online)), grads = jax.value_and_grad(

@@ -3,12 +3,24 @@ from __future__ import annotations
 
 import pytest
 
+import jax
+import numpy as np
+
 from configs import cclk
+from configs import clusterns
 from configs import common
+from configs import dcl
+from configs import decoupled_uniformity
+from configs import hcl
+from configs import mcl
 from configs import moco
+from configs import moco_filtered
+from configs import simans
 from configs import simclr
+from configs import supcon
 from contrastive.train import experiment
-from contrastive.train.objectives import LOSS_NAMES, build_objective
+from contrastive.train.objectives import LOSS_NAMES, Projections
+from contrastive.train.objectives import build_objective
 
 
 def test_unknown_loss_lists_valid_names():
@@ -35,7 +47,8 @@ def test_unknown_hyperparameter_lists_accepted_ones():
 
 
 def test_every_method_config_builds_its_objective():
-  for module in (simclr, moco):
+  for module in (simclr, moco, dcl, hcl, supcon, moco_filtered,
+                 decoupled_uniformity, simans, mcl, clusterns):
     config = module.get_config("uci_hapt,tiny")
     build_objective(config.loss, config.method)
   config = cclk.get_config("fsdd,tiny,fair")
@@ -101,3 +114,21 @@ def test_configs_list_every_model_field(dataset):
   defaults = models.default_config(config.model.name)
   assert set(config.model.keys()) == set(defaults.keys())
   assert config.model.projection_dims == (256, 64)
+
+
+def test_a_sampling_loss_needs_its_key():
+  """SimANS draws its negatives: the objective passes `rng` to the loss, and
+  the same key gives the same loss."""
+  config = simans.get_config("uci_hapt,tiny")
+  objective = build_objective(config.loss, config.method)
+  assert objective.uses_rng
+  rng = np.random.default_rng(0)
+  proj = Projections(online=rng.normal(size=(2, 16, 8)).astype(np.float32),
+                     momentum=rng.normal(size=(2, 16, 8)).astype(np.float32))
+  queue = rng.normal(size=(64, 8)).astype(np.float32)
+  with pytest.raises(ValueError, match="draws its negatives; pass rng="):
+    objective(proj, {}, negatives=queue)
+  key = jax.random.key(0)
+  first, aux = objective(proj, {}, negatives=queue, rng=key)
+  again, _ = objective(proj, {}, negatives=queue, rng=key)
+  assert first == again and aux["num_negatives"] == config.loss.num_samples
