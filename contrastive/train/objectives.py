@@ -1,6 +1,7 @@
 """The contrastive objective selected by name in the config.
 
-`config.loss.name` picks a loss of `contrastive.losses`; the other fields of
+`config.loss.name` picks a loss (of `contrastive.losses`, or one that adds
+negative sampling or clustering to it: SimANS, ClusterNS); the other fields of
 `config.loss` are its hyperparameters, passed by keyword, so the config is the
 single place they live. `config.method` picks where the negatives come from:
 `'simclr'` (the other examples of the global batch) or `'moco'` (a queue of
