@@ -103,7 +103,10 @@ def test_minibatch_close_to_lbfgs_and_deterministic(noisy, optimizer):
   assert first.num_steps == 5 * (N_TRAIN // 64)
   exact = linear_probe(x, y, xt, yt, num_classes=C, weight_decay=1 / N_TRAIN)
   assert first.test_accuracy == pytest.approx(exact.test_accuracy, abs=0.05)
-  assert first.train_objective >= exact.train_objective - 1e-4
+  # L-BFGS finds the minimum; five epochs come within 0.002 (Adam) and 0.005
+  # (SGD) of it, while one epoch or a tenth of the step size stays >= 0.045.
+  assert (exact.train_objective - 1e-4 <= first.train_objective
+          <= exact.train_objective + 0.01)
 
 
 def test_constant_feature_stays_finite(noisy):
