@@ -50,9 +50,10 @@ def test_cpu_options_keep_the_step_s_results(shared_data_dir):
   """The ResNet step (its 3x3 convolutions are what the default option moves
   off YNNPACK) gives the same losses and gradients with XLA's defaults.
 
-  Both steps start from the same parameters, so only rounding differs; the
-  loss agrees to float32 rounding, the gradient norm more loosely because
-  BatchNorm's backward pass over a 32-image batch cancels large terms
+  Both steps start from the same parameters, so only rounding differs: the
+  losses agree to float32 rounding and the gradient norms differ by 2.4e-6
+  relative (measured); rtol=1e-4 leaves room for other CPUs' kernels while
+  a 0.05% change of the gradient fails
   (test_cpu_options_are_as_accurate_as_the_defaults bounds each against
   float64).
   """
@@ -64,7 +65,7 @@ def test_cpu_options_keep_the_step_s_results(shared_data_dir):
   defaults.compiler = {}
   ours, reference = _run(with_options, 1)[0], _run(defaults, 1)[0]
   np.testing.assert_allclose(ours[0], reference[0], rtol=1e-5)
-  np.testing.assert_allclose(ours[1], reference[1], rtol=2e-3)
+  np.testing.assert_allclose(ours[1], reference[1], rtol=1e-4)
 
 
 def test_cpu_options_are_as_accurate_as_the_defaults():
