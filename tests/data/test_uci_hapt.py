@@ -1,6 +1,8 @@
 """UCI HAPT windows: real files (parsed once), a synthetic release, errors."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -13,12 +15,16 @@ ACTIVITY_LINES = "\n".join(
 
 @pytest.fixture(scope="module")
 def real(shared_data_dir, tmp_path_factory):
-  """Both splits, standardised, parsed once (cache in a temporary folder)."""
+  """Both splits, standardised, parsed once (cache in a temporary folder),
+  and the recordings that parse gave (the in-process memo's copy: the cache
+  folder is new, so the first load parsed the raw files)."""
   cache = tmp_path_factory.mktemp("hapt_cache")
   folder = shared_data_dir / "uci_hapt"
-  return {s: uci_hapt.load_uci_hapt(s, data_dir=folder, cache_dir=cache,
-                                    standardize=True)
-          for s in ("train", "test")}, folder, cache
+  splits = {s: uci_hapt.load_uci_hapt(s, data_dir=folder, cache_dir=cache,
+                                      standardize=True)
+            for s in ("train", "test")}
+  parsed = hapt_files.load_recordings(folder, cache_dir=cache)
+  return splits, folder, cache, parsed
 
 
 def _all(ds):
@@ -26,7 +32,7 @@ def _all(ds):
 
 
 def test_real_subject_disjoint_split(real):
-  splits, _, _ = real
+  splits, *_ = real
   train, test = _all(splits["train"]), _all(splits["test"])
   assert set(np.unique(train["subject"])) == set(range(1, 22))
   assert set(np.unique(test["subject"])) == set(range(22, 31))
@@ -44,7 +50,7 @@ def test_real_subject_disjoint_split(real):
 
 
 def test_real_standardisation_uses_train_statistics(real):
-  splits, _, _ = real
+  splits, *_ = real
   train = _all(splits["train"])["x"].astype(np.float64)
   np.testing.assert_allclose(train.mean(axis=(0, 1)), 0.0, atol=1e-4)
   np.testing.assert_allclose(train.std(axis=(0, 1)), 1.0, atol=1e-4)
@@ -54,11 +60,23 @@ def test_real_standardisation_uses_train_statistics(real):
   assert 0.5 < splits["train"].info.extras["channel_mean"][0] < 1.2
 
 
-def test_real_cache_round_trip_and_transitions(real):
-  _, folder, cache = real
+def test_real_cache_round_trip_and_transitions(real, monkeypatch):
+  _, folder, cache, parsed = real
   assert len(list(cache.glob("uci_hapt-*.npz"))) == 1
+
+  def no_parsing(folder):
+    raise AssertionError(f"parsed {folder} instead of reading the cache")
+
+  # A cache that fails to read falls back to parsing: forbid it, so that
+  # everything below must come from the .npz file.
+  monkeypatch.setattr(hapt_files, "parse_recordings", no_parsing)
   hapt_files._load_cached.cache_clear()  # Forces a read of the .npz file.
   cached = hapt_files.load_recordings(folder, cache_dir=cache)
+  assert cached is not parsed
+  for field in dataclasses.fields(hapt_files.HaptRecordings):
+    got, want = getattr(cached, field.name), getattr(parsed, field.name)
+    assert got.dtype == want.dtype, field.name
+    np.testing.assert_array_equal(got, want, err_msg=field.name)
   assert cached.signals.shape[1] == 6 and len(cached.users) == 61
   assert len(np.unique(cached.users)) == 30
   with_transitions = uci_hapt.load_uci_hapt(
