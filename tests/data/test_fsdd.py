@@ -90,6 +90,19 @@ def test_synthetic_values_padding_and_crop(tiny_fsdd):
       assert int(ex["index"]) == i
 
 
+@pytest.mark.parametrize("test_indices", [(5, 9), (7, 7)])
+def test_custom_test_indices(tiny_fsdd, test_indices):
+  # Recording 7 is in the (inclusive) test range, recording 0 is not. A clip
+  # of digit d and recording i has 5 + d + i samples, which tells i back.
+  folder, _ = tiny_fsdd
+  for split, index in (("test", 7), ("train", 0)):
+    ds = fsdd.load_fsdd(split, data_dir=folder, clip_samples=32,
+                        test_indices=test_indices)
+    batch = ds.get_batch(np.arange(len(ds)))
+    np.testing.assert_array_equal(batch["length"] - 5 - batch["label"],
+                                  [index] * 4)
+
+
 def test_read_wav_8_bit(tmp_path):
   path = tmp_path / "u8.wav"
   _write_wav(path, np.array([0, 128, 255], np.uint8), width=1)
@@ -136,6 +149,8 @@ def test_bad_options(tiny_fsdd):
     fsdd.load_fsdd("dev", data_dir=folder)
   with pytest.raises(ValueError, match="clip_samples"):
     fsdd.load_fsdd("test", data_dir=folder, clip_samples=0)
+  with pytest.raises(ValueError, match="test_indices"):
+    fsdd.load_fsdd("test", data_dir=folder, test_indices=(5, 2))
   (folder / "recordings" / "notes.wav").write_bytes(b"")
   with pytest.raises(ValueError, match="notes.wav"):
     fsdd.load_fsdd("test", data_dir=folder)
