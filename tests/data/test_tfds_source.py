@@ -42,12 +42,19 @@ def test_cifar10_examples_and_info():
 
 
 def test_cifar100_keeps_coarse_label():
-  with tfds.testing.mock_data(num_examples=3):
+  with tfds.testing.mock_data(num_examples=8):
     ds = tfds_source.TfdsDataset("cifar100", "test")
-    batch = ds.get_batch([0, 1, 2])
+    batch = ds.get_batch([5, 0, 7, 2, 2])
+    source = tfds.data_source("cifar100", split="test")
+    records = [source[i] for i in (5, 0, 7, 2, 2)]
   assert ds.info.metadata_names == ("coarse_label",)
   assert batch["coarse_label"].dtype == np.int32
+  np.testing.assert_array_equal(
+      batch["coarse_label"], [int(r["coarse_label"]) for r in records])
+  np.testing.assert_array_equal(batch["label"],
+                                [int(r["label"]) for r in records])
   assert np.all((0 <= batch["coarse_label"]) & (batch["coarse_label"] < 20))
+  assert len(np.unique(batch["coarse_label"])) > 1  # the mock's are random
   assert ds.info.num_classes == 100
 
 
