@@ -70,10 +70,13 @@ def test_interrupted_run_resumes_bitwise(tmp_path):
   assert tree_a == tree_b
   for x, y in zip(leaves_a, leaves_b):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
-  # The metrics of the resumed steps are those of the uninterrupted run.
+  # The resumed call runs steps 3-5 only (a run that ignored its checkpoint
+  # would end bitwise the same, training being deterministic, but would log
+  # steps 1 and 2 again), and logs the uninterrupted run's losses.
   def losses(workdir):
     lines = (tmp_path / workdir / "metrics.jsonl").read_text().splitlines()
-    return {r["step"]: r["loss"] for r in map(json.loads, lines) if "loss" in r}
+    return [(r["step"], r["loss"]) for r in map(json.loads, lines) if "loss" in r]
+  assert [step for step, _ in losses("resumed")] == [1, 2, 3, 4, 5]
   assert losses("straight") == losses("resumed")
 
 
