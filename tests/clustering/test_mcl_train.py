@@ -1,9 +1,10 @@
 """The cluster methods through `train_and_evaluate` (tiny uci_hapt runs).
 
-MCL: 2 stages of 2 steps; the stage transition stores assignments of the
+MCL: 3 stages of 2 steps; each stage transition stores assignments of the
 expected shape in the checkpointed state, logs the clustering time share,
-and a run resumed mid-stage-2 restores them and ends bitwise where the
-uninterrupted run ends; evaluation concatenates both stages' features.
+and a run resumed mid-stage-2 runs only the remaining steps, makes the
+stage-3 transition its restored stage schedules, and ends bitwise where the
+uninterrupted run ends; evaluation concatenates the stages' features.
 ClusterNS with cluster-balanced batches: centroids start and live in the
 state, the balanced clusters are stored and re-computed.
 """
@@ -27,6 +28,7 @@ from contrastive.train.loop import train_and_evaluate
 
 def _mcl_config():
   config = mcl.get_config("uci_hapt,tiny")
+  config.mcl.num_stages = 3     # a transition after the mid-stage resume
   config.mcl.steps_per_stage = 2
   config.train.checkpoint_every = 1
   config.train.keep_checkpoints = 10
@@ -53,7 +55,7 @@ def straight_run(tmp_path_factory):
 
 def test_stage_transition_stores_assignments(straight_run):
   config, workdir, results = straight_run
-  assert results["step"] == 4
+  assert results["step"] == 6
   assert 0 < results["mcl/stage1_cluster_share"]
   assert "linear_probe_accuracy" in results
   _, before, _ = _restore(config, workdir, 2)   # saved before the transition
@@ -62,8 +64,9 @@ def test_stage_transition_stores_assignments(straight_run):
   exp, mid, _ = _restore(config, workdir, 3)
   assignments = np.asarray(mid.extra["mcl"].assignments)
   assert int(mid.extra["mcl"].stage) == 2
-  assert assignments.shape == (len(exp.train_data), 1)
-  assert set(np.unique(assignments)) == {0, 1}      # num_clusters = 2
+  assert assignments.shape == (len(exp.train_data), 2)   # num_stages - 1
+  assert set(np.unique(assignments[:, 0])) == {0, 1}     # num_clusters = 2
+  assert np.all(assignments[:, 1] == -1)                 # stage 2 runs
   # Stage 1's encoder is kept, and a fresh stage-2 encoder replaced it.
   (stage1,) = evaluation.representation_variables(mid)[:-1]
   same = jax.tree.map(lambda a, b: bool(np.array_equal(a, b)),
@@ -78,22 +81,35 @@ def test_stage_transition_stores_assignments(straight_run):
   assert features["features"].shape == (8, 2 * width)
   lines = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
   stages_seen = {l["step"]: l["mcl_stage"] for l in lines if "mcl_stage" in l}
-  assert stages_seen == {1: 1.0, 2: 1.0, 3: 2.0, 4: 2.0}
+  assert stages_seen == {1: 1.0, 2: 1.0, 3: 2.0, 4: 2.0, 5: 3.0, 6: 3.0}
   # Logged when stage 1 ends (step 2), and again with the final results.
   logged = [l["step"] for l in lines if "mcl/stage1_cluster_share" in l]
-  assert logged == [2, 4]
+  assert logged == [2, 6]
+  logged = [l["step"] for l in lines if "mcl/stage2_cluster_share" in l]
+  assert logged == [4, 6]
+  _, last, _ = _restore(config, workdir, 6)
+  assert int(last.extra["mcl"].stage) == 3
+  assert set(np.unique(np.asarray(last.extra["mcl"].assignments)[:, 1])) == {0, 1}
 
 
 def test_resume_mid_stage_restores_the_schedule(straight_run, tmp_path):
+  """Resumed from step 3 (mid-stage 2), the stage-3 transition before step 5
+  happens only if the hook restored stage 2 from the checkpoint; a run that
+  ignored the checkpoint would end bitwise the same but log steps 1-3."""
   config, workdir, _ = straight_run
   resumed = str(tmp_path / "resumed")
   shutil.copytree(os.path.join(workdir, "checkpoints"),
                   os.path.join(resumed, "checkpoints"))
-  shutil.rmtree(os.path.join(resumed, "checkpoints", "4"))
+  for step in ("4", "5", "6"):
+    shutil.rmtree(os.path.join(resumed, "checkpoints", step))
   config.eval.final = False
-  assert train_and_evaluate(config, resumed)["step"] == 4
-  _, a, data_a = _restore(config, workdir, 4)
-  _, b, data_b = _restore(config, resumed, 4)
+  assert train_and_evaluate(config, resumed)["step"] == 6
+  lines = [json.loads(l) for l in open(os.path.join(resumed, "metrics.jsonl"))]
+  assert [l["step"] for l in lines if "loss" in l] == [4, 5, 6]
+  stages_seen = {l["step"]: l["mcl_stage"] for l in lines if "mcl_stage" in l}
+  assert stages_seen == {4: 2.0, 5: 3.0, 6: 3.0}
+  _, a, data_a = _restore(config, workdir, 6)
+  _, b, data_b = _restore(config, resumed, 6)
   assert data_a == data_b
   leaves_a, tree_a = jax.tree.flatten(jax.device_get(a))
   leaves_b, tree_b = jax.tree.flatten(jax.device_get(b))
