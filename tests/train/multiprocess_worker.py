@@ -2,7 +2,7 @@
 
 Usage: python tests/train/multiprocess_worker.py OUT.npz NUM_STEPS
 with JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID set.
-Process 0 writes the losses and the final parameters.
+Process 0 writes each step's loss and gradient norm, and the final parameters.
 """
 import os
 import sys
@@ -28,13 +28,15 @@ def main(out_path: str, num_steps: int) -> None:
   state, shardings = experiment.init_state(exp)
   step = experiment.compile_train_step(exp, shardings)
   iterator = exp.train_iterator()
-  losses = []
+  losses, grad_norms = [], []
   for _ in range(num_steps):
     state, metrics = step(state, mesh_lib.global_batch(next(iterator), exp.mesh))
     losses.append(float(metrics["loss"]))
+    grad_norms.append(float(metrics["grad_norm"]))
   params = jax.tree.leaves(state.params)
   if jax.process_index() == 0:
     np.savez(out_path, losses=np.array(losses),
+             grad_norms=np.array(grad_norms),
              **{f"p{i}": np.asarray(p) for i, p in enumerate(params)})
   jax.distributed.shutdown()
 

@@ -1,5 +1,9 @@
 """A 2-process run on localhost (2 x 4 CPU devices, jax.distributed) gives
-the single-process result: each process feeds its slice of the global batch."""
+the single-process result: each process feeds its slice of the global batch.
+
+Three steps, since the warm-up makes step 1's learning rate 0: step 3's loss
+is the first computed from twice-updated parameters; the gradient norms check
+each step's gradient, whose scale AdamW's update would hide."""
 from __future__ import annotations
 
 import os
@@ -17,7 +21,7 @@ from contrastive.train import mesh as mesh_lib
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 WORKER = pathlib.Path(__file__).with_name("multiprocess_worker.py")
-NUM_STEPS = 2
+NUM_STEPS = 3
 
 
 def _free_port() -> int:
@@ -46,12 +50,14 @@ def test_two_processes_match_one(tmp_path):
   state, shardings = experiment.init_state(exp)
   step = experiment.compile_train_step(exp, shardings)
   iterator = exp.train_iterator()
-  losses = []
+  losses, grad_norms = [], []
   for _ in range(NUM_STEPS):
     state, metrics = step(state, mesh_lib.global_batch(next(iterator), exp.mesh))
     losses.append(float(metrics["loss"]))
+    grad_norms.append(float(metrics["grad_norm"]))
 
   result = np.load(out)
   np.testing.assert_allclose(result["losses"], losses, rtol=2e-5, atol=2e-5)
+  np.testing.assert_allclose(result["grad_norms"], grad_norms, rtol=1e-5)
   for i, p in enumerate(jax.tree.leaves(jax.device_get(state.params))):
     np.testing.assert_allclose(result[f"p{i}"], p, rtol=2e-4, atol=2e-5)
