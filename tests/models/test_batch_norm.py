@@ -1,5 +1,6 @@
 """The encoders' BatchNorm: values and gradients against NumPy, flax's
-BatchNorm and each other, under jit and vmap."""
+BatchNorm and each other, under jit and vmap (whole encoders against float64:
+test_encoder_numerics.py)."""
 from __future__ import annotations
 
 import math
@@ -189,63 +190,3 @@ def test_sums_round_like_reductions():
     e = np.asarray(e)
     assert np.max(np.abs(np.asarray(g, np.float64) - e)) < 5e-6 * np.max(
         np.abs(e))
-
-
-def _encoder_gradients(name, shape, sums, x64):
-  with jax.enable_x64(x64):
-    dtype = jnp.float64 if x64 else jnp.float32
-    # Drawn in float32 either way: in 64-bit mode a float64 draw would be
-    # another input.
-    x = jax.random.normal(jax.random.key(1), shape, jnp.float32).astype(dtype)
-    model = build_model({"name": name, "width": 4, "bn_sums": sums,
-                         "projection_dims": (8, 4),
-                         "dtype": "float64" if x64 else "float32"})
-    variables = model.init(jax.random.key(0), x, train=False)
-    variables = jax.tree.map(lambda v: v.astype(dtype), variables)
-
-    def loss(params):
-      out, updates = model.apply({**variables, "params": params}, x,
-                                 train=True, mutable=["batch_stats"],
-                                 rngs={"spec_augment": jax.random.key(2)})
-      return jnp.sum(jnp.sin(out["projection"])), updates
-
-    compiled = jax.jit(jax.value_and_grad(loss, has_aux=True)).lower(
-        variables["params"]).compile()
-    result = compiled(variables["params"])
-    dots = compiled.as_text().count(" dot(")
-    return jax.tree.map(lambda a: np.asarray(a, np.float64), result), dots
-
-
-@pytest.mark.parametrize("name, shape", [
-    ("resnet18", (4, 16, 16, 1)),
-    ("audio_cnn", (4, 800)),
-    ("sensor_resnet1d", (4, 32, 6)),
-])
-def test_encoders_give_the_same_outputs_and_gradients(name, shape):
-  """Each encoder in training mode: the loss, BatchNorm statistics and
-  parameter gradients with either kind of sums, against a float64 run.
-  Errors are relative to each array's largest entry; float32 through a deep
-  network gives ~1e-5, and a few cancelling sums (the audio input BN's
-  scale gradient) lose more in either mode."""
-  exact, _ = _encoder_gradients(name, shape, "reduce", x64=True)
-
-  def errors(result):
-    return jax.tree.leaves(jax.tree.map(
-        lambda a, e: np.max(np.abs(a - e)) / max(np.max(np.abs(e)), 1e-30),
-        result, exact))
-
-  reduced, reduce_dots = _encoder_gradients(name, shape, "reduce", False)
-  products, matmul_dots = _encoder_gradients(name, shape, "matmul", False)
-  reduce_errors, matmul_errors = errors(reduced), errors(products)
-  # The mode reaches every BatchNorm (equal results alone would not show
-  # that): each adds at least one product (XLA merges the products that
-  # share the ones vector).
-  num_bn = len(jax.tree.leaves(exact[0][1]["batch_stats"])) // 2
-  assert matmul_dots - reduce_dots >= num_bn > 0
-  # Float32 through these nets errs by ~3e-6 (median over arrays). A
-  # reference that is not the same input in float64 (a float64 draw, a model
-  # that casts to float32) errs alike in both modes, by up to 1, which the
-  # relative comparison below would let through.
-  assert np.median(reduce_errors) < 2e-5
-  for ours, theirs in zip(matmul_errors, reduce_errors):
-    assert ours < max(1e-4, 10 * theirs)
