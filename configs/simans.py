@@ -16,6 +16,8 @@ def get_config(arg: str | None = None):
   config = common.base_config(arg)
   config.method = "moco"
   top_n = config.moco.queue_size // 4
+  # symmetric_queue: also q2 -> k1 against the queue, as configs/moco.py.
   config.loss = dict(name="simans", temperature=0.2, a=12.5, b=0.0,
-                     top_n=top_n, num_samples=top_n // 4)
+                     top_n=top_n, num_samples=top_n // 4,
+                     symmetric_queue=True)
   return config

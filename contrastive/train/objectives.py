@@ -96,13 +96,21 @@ def _pairwise_queue_symmetric(fn, proj, batch, negatives, negative_mask, cfg,
 
 def _sampled(fn, proj, batch, negatives, negative_mask, cfg, hparams, *,
              rng):
-  """A pairwise loss that draws its negatives (SimANS) from `rng`."""
-  del batch, cfg
+  """A pairwise loss that draws its negatives (SimANS) from `rng`; with a
+  queue and `symmetric_queue`, q2 -> k1 too, with draws of its own."""
+  del batch
   if negatives is None:
     return fn(proj.online[0], proj.online[1], rng,
               negative_mask=negative_mask, **hparams)
-  return fn(proj.online[0], proj.momentum[1], rng, negatives=negatives,
-            negative_mask=negative_mask, **hparams)
+  q, k = proj.online, proj.momentum
+  rng1, rng2 = jax.random.split(rng)
+  loss, aux = fn(q[0], k[1], rng1, negatives=negatives,
+                 negative_mask=negative_mask, **hparams)
+  if not cfg.get("symmetric_queue", False):
+    return loss, aux
+  loss2, aux2 = fn(q[1], k[0], rng2, negatives=negatives,
+                   negative_mask=negative_mask, **hparams)
+  return (loss + loss2) / 2, jax.tree.map(lambda a, b: (a + b) / 2, aux, aux2)
 
 
 def _dual_view(fn, proj, batch, negatives, negative_mask, cfg, hparams):

@@ -1,10 +1,9 @@
 """Config mistakes fail at start-up with the valid choices named."""
 from __future__ import annotations
 
-import pytest
-
 import jax
 import numpy as np
+import pytest
 
 from configs import cclk
 from configs import clusterns
@@ -18,6 +17,7 @@ from configs import moco_filtered
 from configs import simans
 from configs import simclr
 from configs import supcon
+from contrastive.negatives import simans_loss
 from contrastive.train import experiment
 from contrastive.train.objectives import LOSS_NAMES, Projections
 from contrastive.train.objectives import build_objective
@@ -132,3 +132,15 @@ def test_a_sampling_loss_needs_its_key():
   first, aux = objective(proj, {}, negatives=queue, rng=key)
   again, _ = objective(proj, {}, negatives=queue, rng=key)
   assert first == again and aux["num_negatives"] == config.loss.num_samples
+  # symmetric_queue (the config's): the mean of q1 -> k2 and q2 -> k1, each
+  # direction with draws of its own.
+  assert config.loss.symmetric_queue
+  hparams = {k: v for k, v in config.loss.items()
+             if k not in ("name", "symmetric_queue")}
+  key1, key2 = jax.random.split(key)
+  forward, _ = simans_loss.simans_infonce(
+      proj.online[0], proj.momentum[1], key1, negatives=queue, **hparams)
+  backward, _ = simans_loss.simans_infonce(
+      proj.online[1], proj.momentum[0], key2, negatives=queue, **hparams)
+  np.testing.assert_allclose(first, (forward + backward) / 2, rtol=1e-6)
+  assert abs(forward - backward) > 1e-3  # the directions differ
