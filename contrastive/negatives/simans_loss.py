@@ -94,9 +94,7 @@ def simans_infonce(
     if negative_mask is not None:
       allowed = allowed & negative_mask
   else:
-    candidates = negatives
-    allowed = (jnp.ones((n, jnp.shape(negatives)[0]), bool)
-               if negative_mask is None else negative_mask)
+    candidates, allowed = negatives, negative_mask  # None: every row
   num_candidates = jnp.shape(candidates)[0] - (1 if negatives is None else 0)
   if not 1 <= num_samples <= num_candidates:
     raise ValueError(

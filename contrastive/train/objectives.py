@@ -71,46 +71,38 @@ class _Spec:
   uses_rng: bool = False
 
 
-def _pairwise(fn, proj, batch, negatives, negative_mask, cfg, hparams):
-  del batch, cfg
+def _pairwise(fn, proj, negatives, negative_mask, cfg, hparams,
+              direction_args=((), ())):
+  """In-batch: view 1 against view 2. Queue: q1 -> k2, and with
+  `symmetric_queue` also q2 -> k1, averaged. `direction_args[i]` are extra
+  positional arguments of direction i (a sampling loss's keys)."""
   if negatives is None:
-    return fn(proj.online[0], proj.online[1], negative_mask=negative_mask,
-              **hparams)
+    return fn(proj.online[0], proj.online[1], *direction_args[0],
+              negative_mask=negative_mask, **hparams)
   q, k = proj.online, proj.momentum
-  loss, aux = fn(q[0], k[1], negatives=negatives, negative_mask=negative_mask,
-                 **hparams)
-  return loss, aux
+  loss, aux = fn(q[0], k[1], *direction_args[0], negatives=negatives,
+                 negative_mask=negative_mask, **hparams)
+  if not cfg.get("symmetric_queue", False):
+    return loss, aux
+  loss2, aux2 = fn(q[1], k[0], *direction_args[1], negatives=negatives,
+                   negative_mask=negative_mask, **hparams)
+  return (loss + loss2) / 2, jax.tree.map(lambda a, b: (a + b) / 2, aux, aux2)
 
 
 def _pairwise_queue_symmetric(fn, proj, batch, negatives, negative_mask, cfg,
                               hparams):
-  """Both directions (q1 -> k2 and q2 -> k1) against the same queue."""
-  loss, aux = _pairwise(fn, proj, batch, negatives, negative_mask, cfg, hparams)
-  if negatives is None or not cfg.get("symmetric_queue", False):
-    return loss, aux
-  q, k = proj.online, proj.momentum
-  loss2, aux2 = fn(q[1], k[0], negatives=negatives,
-                   negative_mask=negative_mask, **hparams)
-  return (loss + loss2) / 2, jax.tree.map(lambda a, b: (a + b) / 2, aux, aux2)
+  del batch
+  return _pairwise(fn, proj, negatives, negative_mask, cfg, hparams)
 
 
 def _sampled(fn, proj, batch, negatives, negative_mask, cfg, hparams, *,
              rng):
-  """A pairwise loss that draws its negatives (SimANS) from `rng`; with a
-  queue and `symmetric_queue`, q2 -> k1 too, with draws of its own."""
+  """A pairwise loss that draws its negatives (SimANS) from `rng`; each
+  queue direction draws with a key of its own."""
   del batch
-  if negatives is None:
-    return fn(proj.online[0], proj.online[1], rng,
-              negative_mask=negative_mask, **hparams)
-  q, k = proj.online, proj.momentum
-  rng1, rng2 = jax.random.split(rng)
-  loss, aux = fn(q[0], k[1], rng1, negatives=negatives,
-                 negative_mask=negative_mask, **hparams)
-  if not cfg.get("symmetric_queue", False):
-    return loss, aux
-  loss2, aux2 = fn(q[1], k[0], rng2, negatives=negatives,
-                   negative_mask=negative_mask, **hparams)
-  return (loss + loss2) / 2, jax.tree.map(lambda a, b: (a + b) / 2, aux, aux2)
+  keys = jax.random.split(rng)
+  return _pairwise(fn, proj, negatives, negative_mask, cfg, hparams,
+                   direction_args=((keys[0],), (keys[1],)))
 
 
 def _dual_view(fn, proj, batch, negatives, negative_mask, cfg, hparams):
