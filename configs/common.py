@@ -124,6 +124,7 @@ def base_config(arg: str | None) -> ml_collections.ConfigDict:
       final=True, batch_size=1024, knn_k=20, knn_temperature=0.07,
       max_train_examples=None, max_test_examples=None,
       monitor_train_examples=10000, monitor_test_examples=2000,
+      monitor_probe=False, baselines=(),
       alignment_examples=512, nuisance=preset["nuisance"],
       linear_probe=dict())
   # MoCo's queue and momentum encoder (used when method == 'moco').

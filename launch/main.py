@@ -35,6 +35,7 @@ def main(argv):
     from contrastive.train.distributed import initialize_from_env  # pylint: disable=g-import-not-at-top
     initialize_from_env()
   from contrastive.train.log_filter import quiet_library_info  # pylint: disable=g-import-not-at-top
+  from contrastive.train.evaluation import results_table  # pylint: disable=g-import-not-at-top
   from contrastive.train.loop import train_and_evaluate  # pylint: disable=g-import-not-at-top
   quiet_library_info()
   logging.info("process %d/%d, %d devices", jax.process_index(),
@@ -42,6 +43,8 @@ def main(argv):
   results = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   if jax.process_index() == 0:
     print(json.dumps(results, indent=2))
+    if "knn_accuracy" in results:
+      print(results_table(results, _CONFIG.value.method))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Embeds a whole dataset with a trained encoder, sharded over the mesh."""
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Sequence
 
 import jax
@@ -11,12 +12,16 @@ from jax.sharding import Mesh
 from contrastive.train import mesh as mesh_lib
 
 
+# Cached: the members of a population, and the baselines of a run, share one
+# experiment and so one compiled embedding program.
+@functools.lru_cache(maxsize=16)
 def make_embed_fn(model, preprocess: Callable[[jax.Array], jax.Array],
                   outputs: Sequence[str], mesh: Mesh):
   """A jitted `(variables, x [b, ...]) -> {name: [b, ...]}` in eval mode.
 
   `preprocess` maps one raw example to the model's input (e.g. uint8 image
   to float in [0, 1]); it is vmapped over the batch inside the program.
+  `outputs` must be hashable (a tuple).
   """
 
   def embed(variables, x):

@@ -9,6 +9,7 @@ current encoder's.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -17,7 +18,10 @@ import numpy as np
 from contrastive import augment as augment_lib
 from contrastive import evaluate as eval_lib
 from contrastive.clustering import stages
+from contrastive.evaluate import input_features
+from contrastive.evaluate import protocol
 from contrastive.train import embedding
+from contrastive.train import experiment as experiment_lib
 
 
 def _variables(state) -> dict[str, Any]:
@@ -61,13 +65,30 @@ def _knn(exp, train, test) -> float:
 
 
 def monitor(exp, state) -> dict[str, float]:
-  """Cheap kNN accuracy on subsets, logged during training."""
+  """Accuracy logged during training (`config.train.eval_every`): kNN on
+  `config.eval.monitor_{train,test}_examples` (None: the whole split), and
+  with `config.eval.monitor_probe` the linear probe too (learning curves)."""
   cfg = exp.config.eval
   train = embed_representation(exp, state, exp.train_data,
                                cfg.get("monitor_train_examples", 5000))
   test = embed_representation(exp, state, exp.test_data,
                               cfg.get("monitor_test_examples", 1000))
-  return {"knn_monitor": _knn(exp, train, test)}
+  if not cfg.get("monitor_probe", False):
+    return {"knn_monitor": _knn(exp, train, test)}
+  scores = protocol.score_representation(
+      train, test, num_classes=exp.train_data.info.num_classes,
+      knn_k=int(cfg.get("knn_k", 20)),
+      knn_temperature=float(cfg.get("knn_temperature", 0.07)),
+      probe_options=dict(cfg.get("linear_probe", {})))
+  return {"knn_monitor": scores["knn_accuracy"],
+          "probe_monitor": scores["linear_probe_accuracy"]}
+
+
+@functools.lru_cache(maxsize=16)
+def _project_fn(model):
+  """The jitted eval-mode projection of `model` (one program per model)."""
+  return jax.jit(
+      lambda variables, v: model.apply(variables, v, train=False)["projection"])
 
 
 def _alignment_uniformity(exp, state, dataset, max_examples) -> dict[str, float]:
@@ -75,41 +96,110 @@ def _alignment_uniformity(exp, state, dataset, max_examples) -> dict[str, float]
       embedding.subset_indices(len(dataset), max_examples))["x"]
   rng = jax.random.PRNGKey(int(exp.config.seed) + 1)
   views = augment_lib.make_views(rng, x, exp.deps.augment, num_views=2)
-  model = exp.deps.model
-
-  @jax.jit
-  def project(variables, v):
-    return model.apply(variables, v, train=False)["projection"]
-
+  project = _project_fn(exp.deps.model)
   z1 = np.asarray(project(_variables(state), views[0]))
   z2 = np.asarray(project(_variables(state), views[1]))
   return {"alignment": float(eval_lib.alignment(z1, z2)),
           "uniformity": float(eval_lib.uniformity(np.concatenate([z1, z2])))}
 
 
+def _nuisances(exp) -> tuple[str, ...]:
+  name = exp.config.eval.get("nuisance")
+  return (name,) if name else ()
+
+
+def _score(exp, train, test) -> dict[str, float]:
+  return protocol.score_with_config(
+      train, test, num_classes=exp.train_data.info.num_classes,
+      eval_config=exp.config.eval, seed=int(exp.config.seed))
+
+
 def final(exp, state) -> dict[str, Any]:
   """kNN and linear-probe accuracy on the test split, alignment/uniformity,
   and a probe of each nuisance variable (speaker, subject) if present."""
   cfg = exp.config.eval
-  nuisances = (cfg.nuisance,) if cfg.get("nuisance") else ()
   train = embed_representation(exp, state, exp.train_data,
-                               cfg.get("max_train_examples"), nuisances)
+                               cfg.get("max_train_examples"))
   test = embed_representation(exp, state, exp.test_data,
-                              cfg.get("max_test_examples"), nuisances)
-  results: dict[str, Any] = {"knn_accuracy": _knn(exp, train, test)}
-  probe = eval_lib.linear_probe(
-      train["features"], train["label"], test["features"], test["label"],
-      num_classes=exp.train_data.info.num_classes,
-      **dict(cfg.get("linear_probe", {})))
-  results["linear_probe_accuracy"] = float(probe.test_accuracy)
-  results["linear_probe_train_accuracy"] = float(probe.train_accuracy)
+                              cfg.get("max_test_examples"), _nuisances(exp))
+  results: dict[str, Any] = _score(exp, train, test)
   results.update(_alignment_uniformity(
       exp, state, exp.test_data, int(cfg.get("alignment_examples", 512))))
-  for name in nuisances:
-    # Test-split features: the nuisance probe splits them at random, since a
-    # subject-disjoint split would never show the probe the test subjects.
-    nuisance = eval_lib.nuisance_probe(test["features"], test[name],
-                                       seed=int(exp.config.seed))
-    results[f"{name}_probe_accuracy"] = float(nuisance.accuracy)
-    results[f"{name}_chance_accuracy"] = float(nuisance.chance_accuracy)
   return results
+
+
+def _labelled_subset(dataset, max_examples, metadata=()) -> tuple[
+    np.ndarray, dict[str, np.ndarray]]:
+  indices = embedding.subset_indices(len(dataset), max_examples)
+  fields = {}
+  for start in range(0, len(indices), 4096):
+    batch = dataset.get_batch(indices[start:start + 4096])
+    for key in ("label", *metadata):
+      fields.setdefault(key, []).append(np.asarray(batch[key]))
+  return indices, {k: np.concatenate(v) for k, v in fields.items()}
+
+
+def input_baseline(exp, name: str) -> dict[str, float]:
+  """The evaluation protocol applied to input representation `name`
+  (`contrastive.evaluate.input_features`) of the run's data, on the same
+  examples as `final`."""
+  cfg = exp.config.eval
+  train_f, test_f = input_features.input_features(
+      name, exp.train_data, exp.test_data,
+      frontend=input_features.frontend_kwargs(exp.config.model))
+  train_idx, train = _labelled_subset(exp.train_data,
+                                      cfg.get("max_train_examples"))
+  test_idx, test = _labelled_subset(exp.test_data, cfg.get("max_test_examples"),
+                                    _nuisances(exp))
+  train["features"], test["features"] = train_f[train_idx], test_f[test_idx]
+  return _score(exp, train, test)
+
+
+def random_init_baseline(exp) -> dict[str, float]:
+  """The evaluation protocol applied to the run's encoder at initialisation
+  (the same seed's initial parameters)."""
+  state, _ = experiment_lib.init_state(exp)
+  cfg = exp.config.eval
+  train = embed_representation(exp, state, exp.train_data,
+                               cfg.get("max_train_examples"))
+  test = embed_representation(exp, state, exp.test_data,
+                              cfg.get("max_test_examples"), _nuisances(exp))
+  return _score(exp, train, test)
+
+
+def baselines(exp, input_cache: dict[str, Any] | None = None
+              ) -> dict[str, dict[str, float]]:
+  """The baselines named in `config.eval.baselines`: 'random_init' and
+  'input' (every input representation of the data's modality, as
+  `input_<name>`), each scored like the trained encoder. `input_cache`
+  keeps the input baselines (they do not depend on the seed) for the other
+  members of a population."""
+  out = {}
+  input_cache = {} if input_cache is None else input_cache
+  for which in exp.config.eval.get("baselines", ()):
+    if which == "random_init":
+      out["random_init"] = random_init_baseline(exp)
+    elif which == "input":
+      for name in input_features.names_for(exp.train_data.info.modality):
+        key = f"input_{name}"
+        if key not in input_cache:
+          input_cache[key] = input_baseline(exp, name)
+        out[key] = input_cache[key]
+    else:
+      raise ValueError(
+          f"Unknown baseline {which!r} in config.eval.baselines; valid:"
+          " 'random_init', 'input'.")
+  return out
+
+
+def results_table(results: dict[str, Any], name: str = "this run") -> str:
+  """The run's kNN and linear-probe accuracy beside its baselines, as a
+  Markdown table (what `launch.main` prints at the end)."""
+  rows = [(name, results)] + list(results.get("baselines", {}).items())
+  lines = ["| representation | kNN % | linear probe % |", "|---|---:|---:|"]
+  for label, r in rows:
+    if "knn_accuracy" not in r:
+      continue
+    lines.append(f"| {label} | {100 * r['knn_accuracy']:.1f} |"
+                 f" {100 * r['linear_probe_accuracy']:.1f} |")
+  return "\n".join(lines)
