@@ -58,6 +58,10 @@ class Experiment:
   mcl: mcl_lib.MCLConfig | None = None              # config.mcl
   balanced: batching.BalancedConfig | None = None   # config.balanced_batches
   sampler: Any = None    # the IndexSampler (None: shuffle every epoch)
+  # Compiled programs by name, shared by the members of a population (whose
+  # experiments are copies of one, `for_member`).
+  compiled: dict[str, Any] = dataclasses.field(
+      default_factory=dict, repr=False, compare=False)
 
   @property
   def process_batch_size(self) -> int:
@@ -73,6 +77,15 @@ class Experiment:
         seed=self.config.seed, shuffle=True, drop_remainder=True,
         process_index=jax.process_index(),
         process_count=jax.process_count(), sampler=self.sampler)
+
+
+def for_member(exp: Experiment, config) -> Experiment:
+  """`exp` for a population member's `config` (another seed or float
+  hyperparameters): the same data, model, objective and compiled programs;
+  its own config and, for cluster-balanced batches, its own sampler."""
+  sampler = exp.balanced and batching.make_sampler(
+      exp.balanced, batch_size=exp.batch_size, seed=int(config.seed))
+  return dataclasses.replace(exp, config=config, sampler=sampler)
 
 
 def _num_steps(config, num_examples: int) -> int:
@@ -207,9 +220,11 @@ def state_shardings(exp: Experiment, abstract_state: TrainState) -> Any:
 
 
 def abstract_state(exp: Experiment) -> TrainState:
-  return jax.eval_shape(
-      functools.partial(_init_state, exp=exp),
-      jax.random.PRNGKey(0), _example_input(exp))
+  if "abstract_state" not in exp.compiled:
+    exp.compiled["abstract_state"] = jax.eval_shape(
+        functools.partial(_init_state, exp=exp),
+        jax.random.PRNGKey(0), _example_input(exp))
+  return exp.compiled["abstract_state"]
 
 
 def init_state(exp: Experiment, rng: jax.Array | None = None
@@ -217,25 +232,31 @@ def init_state(exp: Experiment, rng: jax.Array | None = None
   """Returns the sharded initial state and its shardings.
 
   `rng` defaults to `PRNGKey(config.seed)`; MCL passes its own for the fresh
-  encoder of each stage.
+  encoder of each stage. The compiled initialisation is kept in
+  `exp.compiled` (members of a population share it).
   """
   example = _example_input(exp)
   if rng is None:
     rng = jax.random.PRNGKey(exp.config.seed)
-  shapes = jax.eval_shape(functools.partial(_init_state, exp=exp), rng, example)
-  shardings = state_shardings(exp, shapes)
-  init = jax.jit(functools.partial(_init_state, exp=exp),
-                 out_shardings=shardings)
-  return init(rng, example), shardings
+  shardings = state_shardings(exp, abstract_state(exp))
+  if "init" not in exp.compiled:
+    exp.compiled["init"] = jax.jit(functools.partial(_init_state, exp=exp),
+                                   out_shardings=shardings)
+  return exp.compiled["init"](rng, example), shardings
 
 
-def compile_train_step(exp: Experiment, shardings: Any):
+def compile_train_step(exp: Experiment, shardings: Any, *,
+                       with_hparams: bool = False):
   """`jax.jit` of the step over the mesh: batch split on `data`, state
   donated (updated in place), metrics replicated, compiled with the
-  backend's `config.compiler` options."""
+  backend's `config.compiler` options. `with_hparams`: the step takes
+  `train_step`'s `hparams` (replicated) as its third argument."""
+  in_shardings = (shardings, mesh_lib.batch_sharding(exp.mesh))
+  if with_hparams:
+    in_shardings += (mesh_lib.replicated(exp.mesh),)
   return jax.jit(
       functools.partial(train_step, deps=exp.deps),
-      in_shardings=(shardings, mesh_lib.batch_sharding(exp.mesh)),
+      in_shardings=in_shardings,
       out_shardings=(shardings, mesh_lib.replicated(exp.mesh)),
       donate_argnums=(0,),
       compiler_options=compiler_options(exp.config),

@@ -1,6 +1,10 @@
 """`train_and_evaluate(config, workdir)`: the whole run, resumable.
 
-The launcher, the tests and the colabs all call this one function.
+The launcher, the tests and the colabs all call this one function; a
+population of runs (`contrastive.train.population`: several seeds or float
+hyperparameters trained by one process, sharing data and compiled programs)
+goes through `train_population(configs, workdirs)`, of which a single run is
+the one-member case.
 
 Hooks (`contrastive.clustering.hooks`, chosen by the config) run host-side
 work between steps that may replace the state: MCL's stage transitions and
@@ -9,10 +13,11 @@ the re-clustering of cluster-balanced batches. A hook has `restore(state)`,
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
-from typing import Any
+from typing import Any, Sequence
 
 import jax
 import numpy as np
@@ -22,6 +27,7 @@ from contrastive.clustering import hooks as hooks_lib
 from contrastive.train import evaluation
 from contrastive.train import experiment as experiment_lib
 from contrastive.train import mesh as mesh_lib
+from contrastive.train import population as population_lib
 from contrastive.train.checkpoint import Checkpointer, abstract_like
 from contrastive.train.metrics_writer import MetricsWriter
 from contrastive.train.preemption import PreemptionGuard
@@ -35,25 +41,309 @@ def _progress(total: int, initial: int, enabled: bool):
               desc="train", unit="step")
 
 
-def restore_or_init(exp, ckpt: Checkpointer, iterator, hooks=()):
-  """The latest checkpoint's state and data position, or a fresh state.
+def restore_or_init(exp, ckpt: Checkpointer, iterator, hooks=(), step=None):
+  """The checkpoint's state and data position, or a fresh state.
 
-  Each hook's `restore(state)` runs before the data position is restored
-  (a cluster-balanced sampler needs its clusters to order the epoch).
+  `step` picks the checkpoint (default: the latest). Each hook's
+  `restore(state)` runs before the data position is restored (a
+  cluster-balanced sampler needs its clusters to order the epoch).
   """
-  if ckpt.latest_step() is None:
+  if step is None:
+    step = ckpt.latest_step()
+  if step is None:
     state, shardings = experiment_lib.init_state(exp)
     for hook in hooks:
       hook.restore(state)
     return state, shardings
   shapes = experiment_lib.abstract_state(exp)
   shardings = experiment_lib.state_shardings(exp, shapes)
-  state, data_state = ckpt.restore(abstract_like(shapes, shardings))
+  state, data_state = ckpt.restore(abstract_like(shapes, shardings), step)
   for hook in hooks:
     hook.restore(state)
   iterator.set_state(data_state)
   logging.info("resumed from step %d", int(state.step))
   return state, shardings
+
+
+@dataclasses.dataclass
+class MemberOutcome:
+  """How one member of a population ended.
+
+  Attributes:
+    workdir: the member's folder.
+    results: the final evaluation (as `train_and_evaluate` returns it), or
+      `{'preempted': True, 'step': s}`; None if the member failed.
+    error: the exception that stopped the member (a non-finite loss), else
+      None.
+  """
+
+  workdir: str
+  results: dict[str, Any] | None = None
+  error: BaseException | None = None
+
+  def unwrap(self) -> dict[str, Any]:
+    """The results, or the member's error raised."""
+    if self.error is not None:
+      raise self.error
+    return self.results
+
+
+@dataclasses.dataclass
+class _Member:
+  """A member's host-side parts."""
+
+  index: int
+  exp: Any
+  workdir: str
+  ckpt: Checkpointer
+  iterator: Any
+  hooks: list[Any]
+  writer: MetricsWriter
+  hparams: Any
+  step: int = 0
+  error: BaseException | None = None
+  # Training time carried over from before a resume (metrics.jsonl).
+  cpu_offset: float = 0.0
+  wall_offset: float = 0.0
+
+
+def _previous_train_time(workdir: str, step: int) -> tuple[float, float]:
+  """`(train_cpu_s, train_wall_s)` logged at the last row at or before
+  `step` of `workdir/metrics.jsonl` (a resumed run keeps counting)."""
+  path = os.path.join(workdir, "metrics.jsonl")
+  cpu = wall = 0.0
+  if step and os.path.exists(path):
+    with open(path) as f:
+      for line in f:
+        row = json.loads(line)
+        if row.get("step", 0) <= step and "train_cpu_s" in row:
+          cpu, wall = float(row["train_cpu_s"]), float(row["train_wall_s"])
+  return cpu, wall
+
+
+def _open_member(index, base_exp, config, workdir, sweep, is_main) -> _Member:
+  os.makedirs(workdir, exist_ok=True)
+  exp = experiment_lib.for_member(base_exp, config)
+  train_cfg = config.train
+  return _Member(
+      index=index, exp=exp, workdir=workdir,
+      ckpt=Checkpointer(os.path.join(workdir, "checkpoints"),
+                        max_to_keep=int(train_cfg.get("keep_checkpoints", 3))),
+      iterator=exp.train_iterator(), hooks=hooks_lib.build_hooks(exp),
+      writer=MetricsWriter(workdir, enabled=is_main),
+      hparams=population_lib.member_hparams(config, base_exp.config, sweep))
+
+
+def _restore(members: list[_Member], executor) -> None:
+  """Each member's latest checkpoint (sequential), or the newest step that
+  every member has checkpointed (vmap: the members step together)."""
+  steps = [m.ckpt.latest_step() for m in members]
+  if executor.stacked:
+    common = None if None in steps else min(steps)
+    if common is None and any(s is not None for s in steps):
+      logging.warning("some members have no checkpoint: every member of the"
+                      " vmapped population starts again from step 0.")
+    steps = [common] * len(members)
+  states = []
+  for member, step in zip(members, steps):
+    state, _ = restore_or_init(member.exp, member.ckpt, member.iterator,
+                               member.hooks, step=step)
+    member.step = int(state.step)
+    member.cpu_offset, member.wall_offset = _previous_train_time(
+        member.workdir, member.step)
+    states.append(state)
+  executor.set_states(states)
+
+
+def _check_sweep(exp, sweep: population_lib.Sweep) -> None:
+  bound = set(exp.deps.objective.hparams)
+  unknown = sorted(set(sweep.loss) - bound)
+  if unknown:
+    raise ValueError(
+        f"config.loss fields {unknown} differ between population members,"
+        f" but loss {exp.deps.objective.name!r} takes them when it is built"
+        " (not per step); members may differ in:"
+        f" {', '.join(sorted(bound)) or '(none)'}.")
+
+
+def _member_batches(members, active, executor, exp):
+  """The next batch of each active member (stacked for vmap)."""
+  if executor.stacked:
+    local = [next(m.iterator) for m in members]
+    return mesh_lib.global_batch(population_lib.stack_batches(local), exp.mesh,
+                                 stacked=True)
+  return [mesh_lib.global_batch(next(m.iterator), exp.mesh) for m in active]
+
+
+def _fail(member: _Member, error: BaseException) -> None:
+  member.error = error
+  member.ckpt.close()   # lets an in-flight save of a finite step finish
+  member.writer.close()
+  logging.error("population member %d (%s) failed: %s", member.index,
+                member.workdir, error)
+
+
+def _finish(member: _Member, state, input_cache: dict) -> dict[str, Any]:
+  exp, config = member.exp, member.exp.config
+  member.ckpt.save(int(state.step), state, member.iterator.get_state(),
+                   force=True)
+  member.ckpt.close()
+  results = evaluation.final(exp, state) if config.eval.get("final",
+                                                            True) else {}
+  results["step"] = int(state.step)
+  baselines = evaluation.baselines(exp, input_cache=input_cache)
+  if baselines:
+    results["baselines"] = baselines
+  for hook in member.hooks:
+    results.update(hook.summary())
+  member.writer.write(int(state.step), {k: v for k, v in results.items()
+                                        if isinstance(v, (int, float))})
+  member.writer.close()
+  if jax.process_index() == 0:
+    with open(os.path.join(member.workdir, "results.json"), "w") as f:
+      json.dump(results, f, indent=2)
+  return results
+
+
+def train_population(configs: Sequence[Any], workdirs: Sequence[str], *,
+                     execution: str = "auto",
+                     guard: PreemptionGuard | None = None
+                     ) -> list[MemberOutcome]:
+  """Trains the members `configs` (one workdir each), resuming each.
+
+  Args:
+    configs: run configs that differ only in seed and float hyperparameters
+      (`population.sweep_of`); e.g. `population.member_configs(config)`.
+    workdirs: one folder per member, laid out as a solo run's.
+    execution: 'auto', 'sequential' or 'vmap' (`population.EXECUTIONS`).
+    guard: stops every member after the current step when set (SIGTERM).
+
+  Returns:
+    One `MemberOutcome` per member. A member whose loss turns non-finite
+    fails alone (its last finite checkpoint kept); the others go on.
+  """
+  if len(configs) != len(workdirs):
+    raise ValueError(f"{len(configs)} configs but {len(workdirs)} workdirs;"
+                     " give one workdir per population member.")
+  sweep = population_lib.sweep_of(configs)
+  base = experiment_lib.build_experiment(configs[0])
+  _check_sweep(base, sweep)
+  is_main = jax.process_index() == 0
+  members = [_open_member(i, base, c, w, sweep, is_main)
+             for i, (c, w) in enumerate(zip(configs, workdirs))]
+  execution = population_lib.resolve_execution(
+      execution, has_hooks=any(m.hooks for m in members))
+  shardings = experiment_lib.state_shardings(
+      base, experiment_lib.abstract_state(base))
+  executor = {"sequential": population_lib.SequentialExecutor,
+              "vmap": population_lib.VmapExecutor}[execution](
+                  base, shardings, sweep, len(members))
+  _restore(members, executor)
+  hparams = [m.hparams for m in members]
+  if executor.stacked:
+    hparams = population_lib.stack_hparams(hparams)
+
+  train_cfg = configs[0].train
+  log_every = int(train_cfg.get("log_every", 50))
+  ckpt_every = int(train_cfg.get("checkpoint_every", 1000))
+  eval_every = int(train_cfg.get("eval_every", 0))
+  num_steps = base.num_steps
+  start = min(m.step for m in members)
+  bar = _progress(num_steps, start, is_main and train_cfg.get("progress", True))
+  guard = guard or PreemptionGuard()
+  # Training time, without evaluation and checkpoints: for learning curves
+  # of accuracy against CPU minutes.
+  cpu_clock, wall_clock = time.process_time(), time.perf_counter()
+  cpu_spent = wall_spent = 0.0
+  last_wall, last_step = wall_clock, start
+  preempted, done = False, start
+  with guard:
+    for step in range(start, num_steps):
+      if all(m.error is not None for m in members):
+        break
+      active = [m for m in members if m.error is None and m.step == step]
+      if not active and not executor.stacked:
+        continue
+      for m in active:
+        for hook in m.hooks:
+          state, hook_metrics = hook.before_step(executor.state(m.index), step)
+          executor.set_state(m.index, state)
+          if hook_metrics:
+            m.writer.write(step, hook_metrics)
+      batches = _member_batches(members, active, executor, base)
+      indices = (list(range(len(members))) if executor.stacked
+                 else [m.index for m in active])
+      metrics = executor.step(
+          indices, batches,
+          hparams if executor.stacked else [m.hparams for m in active])
+      done = step + 1
+      log_now = done % log_every == 0 or done == num_steps
+      eval_now = eval_every and done % eval_every == 0 and done != num_steps
+      save_now = done % ckpt_every == 0
+      if log_now or eval_now or save_now:
+        jax.block_until_ready(executor.states)
+        cpu_spent += time.process_time() - cpu_clock
+        wall_spent += time.perf_counter() - wall_clock
+      for m in active:
+        m.step = done
+        if log_now:
+          values = jax.device_get(metrics[m.index])
+          now = time.perf_counter()
+          rate = (done - last_step) / max(now - last_wall, 1e-9)
+          if not np.isfinite(values["loss"]):
+            _fail(m, FloatingPointError(
+                f"loss is {values['loss']} at step {done}; lower the learning"
+                " rate or raise the temperature (see"
+                f" {m.workdir}/metrics.jsonl)."))
+            continue
+          share = max(1, sum(x.error is None for x in members))
+          values.update(
+              steps_per_sec=rate, examples_per_sec=rate * base.batch_size,
+              learning_rate=base.lr_schedule(m.exp.optimizer_step(step)),
+              train_cpu_s=m.cpu_offset + cpu_spent / share,
+              train_wall_s=m.wall_offset + wall_spent / share)
+          if m.hparams and "learning_rate_scale" in m.hparams:
+            values["learning_rate"] *= float(m.hparams["learning_rate_scale"])
+          m.writer.write(done, values)
+          if bar is not None and m.index == active[0].index:
+            bar.set_postfix(loss=f"{values['loss']:.4f}",
+                            ex_per_s=f"{rate * base.batch_size:.0f}")
+        if eval_now:
+          m.writer.write(done, evaluation.monitor(m.exp,
+                                                  executor.state(m.index)))
+        if save_now:
+          m.ckpt.save(done, executor.state(m.index), m.iterator.get_state())
+      if log_now:
+        last_wall, last_step = time.perf_counter(), done
+      if log_now or eval_now or save_now:
+        cpu_clock, wall_clock = time.process_time(), time.perf_counter()
+      if bar is not None:
+        bar.update(1)
+      if guard.requested:
+        for m in members:
+          if m.error is None:
+            m.ckpt.save(m.step, executor.state(m.index),
+                        m.iterator.get_state(), force=True)
+        preempted = True
+        break
+  if bar is not None:
+    bar.close()
+  outcomes = []
+  input_cache: dict[str, Any] = {}
+  for m in members:
+    if m.error is not None:
+      outcomes.append(MemberOutcome(m.workdir, error=m.error))
+    elif preempted:
+      m.ckpt.close()
+      m.writer.close()
+      outcomes.append(MemberOutcome(m.workdir, {"preempted": True,
+                                                "step": m.step}))
+    else:
+      outcomes.append(MemberOutcome(
+          m.workdir, _finish(m, executor.state(m.index), input_cache)))
+  if preempted:
+    logging.warning("stopped by SIGTERM after step %d; checkpoint saved", done)
+  return outcomes
 
 
 def train_and_evaluate(config, workdir: str, *,
@@ -63,78 +353,11 @@ def train_and_evaluate(config, workdir: str, *,
   Returns a dict with the final evaluation (kNN, linear probe, alignment,
   uniformity, nuisance probes), or `{'preempted': True, 'step': s}` when a
   SIGTERM (or `guard.request()`) stopped the run after saving.
+
+  Raises:
+    FloatingPointError: the loss became non-finite (the last finite
+      checkpoint is kept).
   """
-  os.makedirs(workdir, exist_ok=True)
-  exp = experiment_lib.build_experiment(config)
-  is_main = jax.process_index() == 0
-  train_cfg = config.train
-  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"),
-                      max_to_keep=int(train_cfg.get("keep_checkpoints", 3)))
-  iterator = exp.train_iterator()
-  hooks = hooks_lib.build_hooks(exp)
-  state, shardings = restore_or_init(exp, ckpt, iterator, hooks)
-  step_fn = experiment_lib.compile_train_step(exp, shardings)
-  writer = MetricsWriter(workdir, enabled=is_main)
-  log_every = int(train_cfg.get("log_every", 50))
-  ckpt_every = int(train_cfg.get("checkpoint_every", 1000))
-  eval_every = int(train_cfg.get("eval_every", 0))
-  start = int(state.step)
-  bar = _progress(exp.num_steps, start, is_main and train_cfg.get("progress", True))
-  guard = guard or PreemptionGuard()
-  last_time, last_step = time.perf_counter(), start
-  preempted = False
-  with guard:
-    for step in range(start, exp.num_steps):
-      for hook in hooks:
-        state, hook_metrics = hook.before_step(state, step)
-        if hook_metrics:
-          writer.write(step, hook_metrics)
-      batch = mesh_lib.global_batch(next(iterator), exp.mesh)
-      state, metrics = step_fn(state, batch)
-      done = step + 1
-      if done % log_every == 0 or done == exp.num_steps:
-        metrics = jax.device_get(metrics)
-        now = time.perf_counter()
-        rate = (done - last_step) / max(now - last_time, 1e-9)
-        last_time, last_step = now, done
-        if not np.isfinite(metrics["loss"]):
-          raise FloatingPointError(
-              f"loss is {metrics['loss']} at step {done}; lower the learning"
-              " rate or raise the temperature (see metrics.jsonl).")
-        metrics.update(steps_per_sec=rate,
-                       examples_per_sec=rate * exp.batch_size,
-                       learning_rate=exp.lr_schedule(exp.optimizer_step(step)))
-        writer.write(done, metrics)
-        if bar is not None:
-          bar.set_postfix(loss=f"{metrics['loss']:.4f}",
-                          ex_per_s=f"{rate * exp.batch_size:.0f}")
-      if bar is not None:
-        bar.update(1)
-      if eval_every and done % eval_every == 0 and done != exp.num_steps:
-        writer.write(done, evaluation.monitor(exp, state))
-      if done % ckpt_every == 0:
-        ckpt.save(done, state, iterator.get_state())
-      if guard.requested:
-        ckpt.save(done, state, iterator.get_state(), force=True)
-        preempted = True
-        break
-  if bar is not None:
-    bar.close()
-  if preempted:
-    ckpt.close()
-    writer.close()
-    logging.warning("stopped by SIGTERM after step %d; checkpoint saved", done)
-    return {"preempted": True, "step": done}
-  ckpt.save(int(state.step), state, iterator.get_state(), force=True)
-  ckpt.close()
-  results = evaluation.final(exp, state) if config.eval.get("final", True) else {}
-  results["step"] = int(state.step)
-  for hook in hooks:
-    results.update(hook.summary())
-  writer.write(int(state.step), {k: v for k, v in results.items()
-                                 if isinstance(v, (int, float))})
-  writer.close()
-  if is_main:
-    with open(os.path.join(workdir, "results.json"), "w") as f:
-      json.dump(results, f, indent=2)
-  return results
+  [outcome] = train_population([config], [workdir], execution="sequential",
+                               guard=guard)
+  return outcome.unwrap()

@@ -56,9 +56,18 @@ def make_mesh(shape: Sequence[int], devices: Sequence[Any] | None = None) -> Mes
   )
 
 
-def batch_sharding(mesh: Mesh) -> NamedSharding:
-  """Examples split over the `data` axis (leading dimension)."""
-  return NamedSharding(mesh, P(DATA_AXIS))
+def batch_sharding(mesh: Mesh, *, stacked: bool = False) -> NamedSharding:
+  """Examples split over the `data` axis: the leading dimension, or the
+  second one of a population's `stacked` batches `[members, b, ...]`."""
+  return NamedSharding(mesh, P(None, DATA_AXIS) if stacked else P(DATA_AXIS))
+
+
+def stacked_shardings(shardings: Any) -> Any:
+  """The shardings of a population's stacked pytree: each member's sharding
+  with a replicated leading (member) dimension."""
+  return jax.tree.map(
+      lambda s: NamedSharding(s.mesh, P(None, *s.spec)), shardings,
+      is_leaf=lambda x: isinstance(x, NamedSharding))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
@@ -91,14 +100,16 @@ def tree_shardings(tree: Any, mesh: Mesh, min_size: int) -> Any:
   )
 
 
-def global_batch(local_batch: Any, mesh: Mesh) -> Any:
+def global_batch(local_batch: Any, mesh: Mesh, *, stacked: bool = False
+                 ) -> Any:
   """Assembles each process's slice of the batch into global arrays.
 
   Process p holds rows [p * b, (p + 1) * b) of the global batch (the data
   iterator guarantees that order), so the global array is the same whatever
-  the number of processes.
+  the number of processes. `stacked`: a population's batches `[members,
+  b, ...]`, split along their second dimension.
   """
-  sharding = batch_sharding(mesh)
+  sharding = batch_sharding(mesh, stacked=stacked)
   return jax.tree.map(
       lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)),
       local_batch,

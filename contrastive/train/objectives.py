@@ -229,7 +229,16 @@ class Objective:
   def __call__(self, proj: Projections, batch: Mapping[str, Array],
                negatives: Array | None = None,
                negative_mask: Array | None = None, state: Any = None,
-               rng: Array | None = None):
+               rng: Array | None = None,
+               hparams: Mapping[str, Array] | None = None):
+    """`hparams` replaces some of the bound hyperparameters by (traced)
+    values, e.g. one temperature per member of a population."""
+    if hparams:
+      unknown = sorted(set(hparams) - set(self.hparams))
+      if unknown:
+        raise ValueError(
+            f"hparams {unknown} are not hyperparameters of loss"
+            f" {self.name!r}; its are: {', '.join(self.hparams)}.")
     kwargs = {}
     if self.spec.state is not None:
       if state is None:
@@ -241,7 +250,8 @@ class Objective:
         raise ValueError(f"loss {self.name!r} draws its negatives; pass rng=.")
       kwargs["rng"] = rng
     return self.spec.call(self.spec.fn, proj, batch, negatives, negative_mask,
-                          self.cfg, dict(self.hparams), **kwargs)
+                          self.cfg, {**self.hparams, **(hparams or {})},
+                          **kwargs)
 
 
 def build_objective(loss_config: Mapping[str, Any], method: str) -> Objective:

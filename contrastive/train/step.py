@@ -106,13 +106,20 @@ def _negatives(state: TrainState, batch: Mapping[str, Array], deps: StepDeps):
 
 
 def train_step(
-    state: TrainState, batch: Mapping[str, Array], *, deps: StepDeps
+    state: TrainState, batch: Mapping[str, Array],
+    hparams: Mapping[str, Any] | None = None, *, deps: StepDeps
 ) -> tuple[TrainState, dict[str, Array]]:
   """One optimizer step on a global batch.
 
   Args:
     state: the train state.
     batch: the global batch, `{'x': [b, ...], 'label': [b], ...}`.
+    hparams: None (the hyperparameters bound in `deps`), or hyperparameters
+      given as (traced) arrays, so that one compiled step serves members of
+      a population that differ in them (`contrastive.train.population`):
+      `{'loss': {name: value}}` replaces loss hyperparameters, and
+      `'learning_rate_scale'` multiplies the optimizer's updates (for
+      SGD, LARS, Adam and AdamW, the same as multiplying the learning rate).
     deps: the static dependencies (bind with functools.partial).
 
   Returns:
@@ -148,12 +155,17 @@ def train_step(
     proj = Projections(online=_split_views(out[head], deps.num_views),
                        momentum=momentum_proj)
     loss, aux = deps.objective(proj, batch, negatives=negatives,
-                               negative_mask=negative_mask, **loss_kwargs)
+                               negative_mask=negative_mask,
+                               hparams=(hparams or {}).get("loss"),
+                               **loss_kwargs)
     return loss, (aux, new_batch_stats, proj.online)
 
   (loss, (aux, batch_stats, online)), grads = jax.value_and_grad(
       loss_fn, has_aux=True)(state.params)
   updates, opt_state = deps.tx.update(grads, state.opt_state, state.params)
+  if hparams is not None and "learning_rate_scale" in hparams:
+    scale = hparams["learning_rate_scale"]
+    updates = jax.tree.map(lambda u: u * scale.astype(u.dtype), updates)
   params = optax.apply_updates(state.params, updates)
 
   metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), **aux,
