@@ -7,6 +7,12 @@ them by (dataset, method) in the grid's order; `write_tables` writes
 The standard deviation is the sample standard deviation over the seeds that
 finished (ddof = 1); with a single seed it is reported as missing (NaN in the
 CSV and JSON, no "±" in Markdown), never as 0.
+
+Each method is also compared with a reference method (SimCLR) seed by seed:
+the mean paired difference of its linear-probe accuracy and a 95 %
+interval (`statistics.paired_difference`). The sweep's hypotheses (the
+papers' claims, `sweep.hypotheses`) are tested the same way and listed under
+the table with their verdicts.
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from contrastive.ablation import runner
+from contrastive.ablation import statistics
 
 # Table columns: (key in the row, header, format). Accuracies print in %.
 METRICS = (
@@ -32,6 +39,9 @@ METRICS = (
 )
 # results.json's nuisance keys, per nuisance variable.
 NUISANCES = ("speaker", "subject")
+# The method every other is compared with, seed by seed, and on what.
+REFERENCE = "simclr"
+COMPARED = "linear_probe_accuracy"
 
 
 def _read_json(path: str) -> Any:
@@ -85,17 +95,21 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
   return mean, std
 
 
-def summarize(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def summarize(records: Sequence[dict[str, Any]],
+              reference: str = REFERENCE) -> list[dict[str, Any]]:
   """One row per (dataset, method), first-seen order.
 
   Each row holds `dataset`, `method`, `seeds` (finished), `failed` (count),
-  `errors` (their messages) and `<metric>_mean` / `<metric>_std` for each of
-  `METRICS`.
+  `errors` (their messages), `<metric>_mean` / `<metric>_std` for each of
+  `METRICS`, and `vs_reference_{mean,low,high,seeds}`: the linear-probe
+  accuracy minus `reference`'s, paired over seeds (NaN where there is no
+  pair).
 
   Example:
     >>> rows = summarize(collect('/tmp/ablation'))
     >>> rows[0]['linear_probe_accuracy_mean']
   """
+  diffs = statistics.differences_to(records, reference, COMPARED)
   groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
   for record in records:
     groups.setdefault((record["dataset"], record["method"]), []).append(record)
@@ -111,6 +125,10 @@ def summarize(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     for key, _, _ in METRICS:
       values = [r[key] for r in done if r.get(key) is not None]
       row[f"{key}_mean"], row[f"{key}_std"] = _mean_std(values)
+    diff = diffs.get((dataset, method), statistics.PairedDifference(
+        math.nan, math.nan, math.nan, ()))
+    row.update(vs_reference_mean=diff.mean, vs_reference_low=diff.low,
+               vs_reference_high=diff.high, vs_reference_seeds=diff.n)
     rows.append(row)
   return rows
 
@@ -125,18 +143,51 @@ def _cell(mean: float, std: float, fmt: str) -> str:
   return text
 
 
-def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
-  """The rows as a Markdown table (mean ± std over seeds)."""
-  headers = ["dataset", "method", "seeds"] + [h for _, h, _ in METRICS]
+def _interval(mean: float, low: float, high: float, scale: float = 100.0
+              ) -> str:
+  if math.isnan(mean):
+    return "–"
+  if math.isnan(low):
+    return f"{mean * scale:+.1f}"
+  return f"{mean * scale:+.1f} [{low * scale:+.1f}, {high * scale:+.1f}]"
+
+
+def markdown_table(rows: Sequence[dict[str, Any]],
+                   reference: str = REFERENCE) -> str:
+  """The rows as a Markdown table (mean ± std over seeds; the linear probe
+  minus `reference`'s, paired by seed, with its 95 % interval)."""
+  compared = f"probe − {reference}, pp [95 % CI]"
+  headers = (["dataset", "method", "seeds"] + [h for _, h, _ in METRICS[:1]]
+             + [compared] + [h for _, h, _ in METRICS[1:]])
   lines = ["| " + " | ".join(headers) + " |",
-           "|" + "|".join(["---"] * 3 + ["---:"] * len(METRICS)) + "|"]
+           "|" + "|".join(["---"] * 3 + ["---:"] * (len(METRICS) + 1)) + "|"]
   for row in rows:
     seeds = f"{row['seeds']}" + (f" ({row['failed']} failed)"
                                  if row["failed"] else "")
     cells = [row["dataset"], row["method"], seeds]
     cells += [_cell(row[f"{k}_mean"], row[f"{k}_std"], fmt)
               for k, _, fmt in METRICS]
+    cells.insert(4, _interval(row.get("vs_reference_mean", math.nan),
+                              row.get("vs_reference_low", math.nan),
+                              row.get("vs_reference_high", math.nan)))
     lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def hypotheses_table(rows: Sequence[dict[str, Any]]) -> str:
+  """`statistics.evaluate_hypotheses` rows as a Markdown table."""
+  lines = ["| claim | dataset | difference, pp [95 % CI] | seeds | verdict |"
+           " cost, pp [95 % CI] | source |",
+           "|---|---|---:|---:|---|---:|---|"]
+  for r in rows:
+    metric = r["metric"].replace("_accuracy", "").replace("_", " ")
+    cost = (_interval(r["cost_mean"], r["cost_low"], r["cost_high"])
+            + f" ({r['cost_metric'].replace('_accuracy', '').replace('_', ' ')})"
+            if r.get("cost_metric") else "–")
+    lines.append(
+        f"| {r['hypothesis']} | {r['dataset']} |"
+        f" {_interval(r['mean'], r['low'], r['high'])} ({metric}) |"
+        f" {r['seeds']} | **{r['verdict']}** | {cost} | {r['source']} |")
   return "\n".join(lines)
 
 
@@ -147,17 +198,21 @@ def _finite_or_none(value: Any) -> Any:
 
 
 def write_tables(rows: Sequence[dict[str, Any]], out_dir: str, *,
-                 caption: str = "") -> dict[str, str]:
+                 caption: str = "",
+                 hypotheses: Sequence[dict[str, Any]] = ()) -> dict[str, str]:
   """Writes summary.csv, summary.json and summary.md; returns their paths.
 
   JSON has null where the CSV has NaN (a single seed's std, a metric the
-  dataset lacks). The Markdown lists failed runs under the table.
+  dataset lacks). The Markdown lists the hypotheses' verdicts
+  (`statistics.evaluate_hypotheses` rows, also in hypotheses.json) and the
+  failed runs under the table.
   """
   os.makedirs(out_dir, exist_ok=True)
   paths = {ext: os.path.join(out_dir, f"summary.{ext}")
            for ext in ("csv", "json", "md")}
   fields = ["dataset", "method", "seeds", "failed", "nuisance"] + [
-      f"{k}_{s}" for k, _, _ in METRICS for s in ("mean", "std")]
+      f"{k}_{s}" for k, _, _ in METRICS for s in ("mean", "std")] + [
+          f"vs_reference_{s}" for s in ("mean", "low", "high", "seeds")]
   with open(paths["csv"], "w", newline="") as f:
     writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
     writer.writeheader()
@@ -167,6 +222,15 @@ def write_tables(rows: Sequence[dict[str, Any]], out_dir: str, *,
                for row in rows], f, indent=2)
   text = [caption, ""] if caption else []
   text.append(markdown_table(rows))
+  if hypotheses:
+    paths["hypotheses"] = os.path.join(out_dir, "hypotheses.json")
+    with open(paths["hypotheses"], "w") as f:
+      json.dump([{k: _finite_or_none(v) for k, v in h.items()}
+                 for h in hypotheses], f, indent=2)
+    text += ["", "The papers' claims, paired over seeds (confirmed: the 95 %"
+             " interval lies on the claimed side of zero; refuted: on the"
+             " other side; inconclusive: it contains zero):", "",
+             hypotheses_table(hypotheses)]
   errors = [f"- {r['dataset']} / {r['method']} {e}" for r in rows
             for e in r["errors"]]
   if errors:

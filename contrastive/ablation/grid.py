@@ -4,8 +4,8 @@ A sweep config (`configs/ablation.py`) names the methods, datasets and seeds
 and how to build each run's config from a method's config file:
 
   sweep.methods         ('simclr', 'dcl', ...)       the order of the table
-  sweep.method_specs    {name: {config, kind, arg_suffix, datasets,
-                                overrides, dataset_overrides}}
+  sweep.method_specs    {name: {config, kind, arg_suffix, datasets, seeds,
+                                input, overrides, dataset_overrides}}
   sweep.datasets, sweep.seeds, sweep.size
   sweep.run_overrides   applied to every run (the per-run budget)
   sweep.dataset_overrides  {dataset: overrides}
@@ -27,9 +27,11 @@ from typing import Any, Mapping
 
 import ml_collections
 
-# How a run is trained: by `contrastive.train.loop.train_and_evaluate`, or by
-# the cross-entropy baseline of `contrastive.ablation.supervised`.
-KINDS = ("contrastive", "supervised")
+# How a run is made: trained by `contrastive.train.loop` (the seeds of one
+# method and dataset as one population), by the cross-entropy baseline of
+# `contrastive.ablation.supervised`, or an input representation scored
+# without training (`contrastive.evaluate.input_features`; spec `input`).
+KINDS = ("contrastive", "supervised", "input")
 DEFAULT_CONFIGS_DIR = pathlib.Path(__file__).resolve().parents[2] / "configs"
 
 
@@ -72,12 +74,16 @@ def method_specs(sweep: Any) -> dict[str, dict[str, Any]]:
           " sweep.method_specs; specified methods:"
           f" {', '.join(sorted(specs))}.")
     spec = dict(config=name, kind="contrastive", arg_suffix="", datasets=None,
-                overrides={}, dataset_overrides={})
+                seeds=None, input=None, overrides={}, dataset_overrides={})
     spec.update(_as_dict(specs[name]))
     if spec["kind"] not in KINDS:
       raise ValueError(
           f"method {name!r} has kind {spec['kind']!r}; valid kinds:"
           f" {', '.join(KINDS)}.")
+    if (spec["kind"] == "input") != (spec["input"] is not None):
+      raise ValueError(
+          f"method {name!r}: kind 'input' and the field `input` (the input"
+          " representation's name) go together.")
     out[name] = spec
   return out
 
@@ -86,7 +92,8 @@ def expand(sweep: Any) -> list[Run]:
   """Every run of the sweep, dataset-major, then method, then seed.
 
   A method whose spec lists `datasets` runs on those only (e.g. CCL-K's fair
-  mode needs a nuisance variable).
+  mode needs a nuisance variable), one whose spec lists `seeds` on those
+  (an input representation has no randomness: one seed).
 
   Example:
     >>> runs = expand(configs.ablation.get_config('smoke'))
@@ -102,9 +109,19 @@ def expand(sweep: Any) -> list[Run]:
       allowed = specs[name]["datasets"]
       if allowed is not None and dataset not in allowed:
         continue
-      for seed in sweep.seeds:
+      seeds = specs[name]["seeds"]
+      for seed in sweep.seeds if seeds is None else seeds:
         runs.append(Run(name, dataset, int(seed), specs[name]["kind"]))
   return runs
+
+
+def groups(runs: list[Run]) -> list[list[Run]]:
+  """The runs of each (dataset, method) together, in grid order: the seeds
+  that one population trains."""
+  out: dict[tuple[str, str], list[Run]] = {}
+  for run in runs:
+    out.setdefault((run.dataset, run.method), []).append(run)
+  return list(out.values())
 
 
 def load_config_module(name: str,
@@ -169,4 +186,7 @@ def run_config(run: Run, sweep: Any,
   merge_overrides(config,
                   _as_dict(spec["dataset_overrides"]).get(run.dataset, {}))
   config.seed = run.seed
+  if spec["input"] is not None:
+    with config.unlocked():
+      config.input = spec["input"]
   return config

@@ -4,9 +4,11 @@ Figures are built with `matplotlib.figure.Figure` directly, not pyplot: no
 display or backend is needed, and a notebook's own backend is left alone.
 
 - `plot_accuracy`: linear-probe and kNN accuracy per method, mean with
-  standard-deviation error bars, one panel per dataset; datasets with a
-  nuisance variable get a second row with the nuisance probe and its chance
-  level (lower = fairer).
+  standard-deviation error bars, one panel per dataset, with the baseline
+  rows (random init, input representations, supervised) drawn as horizontal
+  lines at their linear-probe accuracy; datasets with a nuisance variable
+  get a second row with the nuisance probe and its chance level (lower =
+  fairer).
 - `plot_curves`: training loss and the mean positive / negative cosine per
   logged step, averaged over seeds, one row per dataset.
 - `plot_similarities`: end-of-run histograms of positive and negative cosines
@@ -23,8 +25,17 @@ import numpy as np
 
 from contrastive.ablation import runner
 
-# The row drawn as a dotted line on the accuracy panels, if the sweep has it.
+# Rows drawn as horizontal lines (not bars) on the accuracy panels: the
+# baselines that give the trained methods' bars their meaning.
 FLOOR_METHOD = "random_init"
+CEILING_METHOD = "supervised"
+INPUT_PREFIX = "input_"
+
+
+def is_baseline(method: str) -> bool:
+  """Random init, the input representations and the supervised ceiling."""
+  return method in (FLOOR_METHOD, CEILING_METHOD) or method.startswith(
+      INPUT_PREFIX)
 CURVE_METRICS = (("loss", "loss (scale differs by method)"),
                  ("pos_sim", "mean positive cosine"),
                  ("neg_sim", "mean negative cosine"))
@@ -49,6 +60,22 @@ def _bars(ax, rows, keys_labels, title):
   ax.set_title(title)
 
 
+_LINE_STYLES = ("-.", "--", ":", (0, (1, 3)), (0, (5, 2, 1, 2)))
+
+
+def _baseline_lines(ax, rows) -> None:
+  """A horizontal line at each baseline row's linear-probe accuracy."""
+  for i, row in enumerate(rows):
+    value = row["linear_probe_accuracy_mean"]
+    if np.isnan(value):
+      continue
+    color = {FLOOR_METHOD: "k", CEILING_METHOD: "tab:green"}.get(
+        row["method"], "tab:purple")
+    ax.axhline(100 * value, color=color, lw=1.2,
+               ls=_LINE_STYLES[i % len(_LINE_STYLES)],
+               label=f"{row['method']} (probe {100 * value:.1f})")
+
+
 def plot_accuracy(rows: Sequence[dict[str, Any]], path: str) -> str:
   """Bar chart of accuracies (mean ± std over seeds) per dataset.
 
@@ -67,14 +94,12 @@ def plot_accuracy(rows: Sequence[dict[str, Any]], path: str) -> str:
   axes = fig.subplots(nrows, len(datasets), squeeze=False)
   for col, dataset in enumerate(datasets):
     sub = [r for r in rows if r["dataset"] == dataset]
-    _bars(axes[0, col], sub, (("linear_probe_accuracy", "linear probe"),
-                              ("knn_accuracy", "kNN")), dataset)
-    floor = [r for r in sub if r["method"] == FLOOR_METHOD]
-    if floor and not np.isnan(floor[0]["linear_probe_accuracy_mean"]):
-      axes[0, col].axhline(100 * floor[0]["linear_probe_accuracy_mean"],
-                           color="k", ls=":", lw=1,
-                           label=f"{FLOOR_METHOD} (linear probe)")
-    axes[0, col].legend(fontsize=8)
+    bars = [r for r in sub if not is_baseline(r["method"])] or sub
+    _bars(axes[0, col], bars, (("linear_probe_accuracy", "linear probe"),
+                               ("knn_accuracy", "kNN")), dataset)
+    _baseline_lines(axes[0, col], [r for r in sub if is_baseline(r["method"])
+                                   and r not in bars])
+    axes[0, col].legend(fontsize=7)
     if nrows == 2:
       ax = axes[1, col]
       if not has_nuisance[col]:

@@ -7,6 +7,7 @@ from typing import Any
 
 from contrastive.ablation import aggregate
 from contrastive.ablation import plots
+from contrastive.ablation import statistics
 
 
 def sweep_wall_time(workdir: str) -> float:
@@ -38,13 +39,15 @@ def caption(workdir: str) -> str:
 
 
 def write_report(workdir: str) -> dict[str, Any]:
-  """Writes summary.{csv,json,md} and accuracy/curves/similarities PNGs.
+  """Writes summary.{csv,json,md}, hypotheses.json and the accuracy, curves
+  and similarities PNGs.
 
   Args:
     workdir: a sweep folder (`runner.run_sweep`'s `workdir`).
 
   Returns:
-    `{'rows': summary rows, 'paths': {name: path}, 'caption': str}`.
+    `{'rows': summary rows, 'paths': {name: path}, 'caption': str,
+    'hypotheses': the claims' verdicts (statistics.evaluate_hypotheses)}`.
 
   Example:
     >>> report = write_report('/tmp/ablation')
@@ -53,11 +56,20 @@ def write_report(workdir: str) -> dict[str, Any]:
   records = aggregate.collect(workdir)
   rows = aggregate.summarize(records)
   text = caption(workdir)
-  paths = aggregate.write_tables(rows, workdir, caption=text)
+  with open(os.path.join(workdir, "sweep.json")) as f:
+    sweep = json.load(f).get("sweep", {})
+  claims = [statistics.Hypothesis(**{**h, "datasets": (
+      tuple(h["datasets"]) if h.get("datasets") else None)})
+            for h in sweep.get("hypotheses") or ()]
+  hypotheses = statistics.evaluate_hypotheses(
+      records, claims, list(dict.fromkeys(r["dataset"] for r in rows)))
+  paths = aggregate.write_tables(rows, workdir, caption=text,
+                                 hypotheses=hypotheses)
   paths["accuracy_png"] = plots.plot_accuracy(
       rows, os.path.join(workdir, "accuracy.png"))
   paths["curves_png"] = plots.plot_curves(
       records, workdir, os.path.join(workdir, "curves.png"))
   paths["similarities_png"] = plots.plot_similarities(
       records, workdir, os.path.join(workdir, "similarities.png"))
-  return {"rows": rows, "paths": paths, "caption": text}
+  return {"rows": rows, "paths": paths, "caption": text,
+          "hypotheses": hypotheses}

@@ -1,4 +1,6 @@
-"""Runs a sweep one run after another, resumably, recording failures.
+"""Runs a sweep resumably, recording failures: the seeds of each (dataset,
+method) as one population (`contrastive.train.loop.train_population`), the
+(dataset, method) cells one after another.
 
 Layout of a sweep's workdir:
 
@@ -24,11 +26,13 @@ import os
 import platform
 import time
 import traceback
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from contrastive.ablation import grid as grid_lib
 
-TrainFn = Callable[[Any, str], Mapping[str, Any]]
+# `fn(configs, workdirs) -> [MemberOutcome]`: trains (or scores) the seeds of
+# one (dataset, method), each in its own workdir.
+TrainFn = Callable[[Sequence[Any], Sequence[str]], list[Any]]
 STATUS_FILE = "status.json"
 HISTOGRAM_FILE = "similarities.json"
 STATUSES = ("done", "failed", "running", "interrupted", "pending")
@@ -37,7 +41,8 @@ STATUSES = ("done", "failed", "running", "interrupted", "pending")
 @dataclasses.dataclass(frozen=True)
 class RunRecord:
   """What happened to one run: its `status` (one of STATUSES), `wall_s`
-  (seconds of its last attempt), `error` (a one-line message when failed)."""
+  (seconds of its last attempt: its population's divided by the members),
+  `error` (a one-line message when failed)."""
 
   run: grid_lib.Run
   workdir: str
@@ -46,16 +51,54 @@ class RunRecord:
   error: str | None = None
 
 
+def one_at_a_time(fn: Callable[[Any, str], Mapping[str, Any]]) -> TrainFn:
+  """A `TrainFn` from a trainer of one run, `fn(config, workdir) ->
+  results`, run for each config in turn; an error fails that run only."""
+  # pylint: disable=g-import-not-at-top
+  from contrastive.train.loop import MemberOutcome
+  # pylint: enable=g-import-not-at-top
+
+  def train(configs, workdirs):
+    outcomes, preempted = [], False
+    for config, workdir in zip(configs, workdirs):
+      if preempted:   # a SIGTERM stops the rest too, to be resumed later
+        outcomes.append(MemberOutcome(workdir, {"preempted": True, "step": 0}))
+        continue
+      try:
+        outcomes.append(MemberOutcome(workdir, dict(fn(config, workdir))))
+        preempted = bool(outcomes[-1].results.get("preempted"))
+      except Exception as e:  # pylint: disable=broad-except
+        outcomes.append(MemberOutcome(workdir, error=e))
+    return outcomes
+  return train
+
+
+def _score_input(config, workdir: str) -> dict[str, Any]:
+  """An input representation (`config.input`) scored like an encoder."""
+  # pylint: disable=g-import-not-at-top
+  from contrastive.train import evaluation
+  from contrastive.train import experiment
+  # pylint: enable=g-import-not-at-top
+  exp = experiment.build_experiment(config)
+  results = dict(evaluation.input_baseline(exp, config.input), step=0)
+  with open(os.path.join(workdir, "results.json"), "w") as f:
+    json.dump(results, f, indent=2)
+  return results
+
+
 def default_train_fns() -> dict[str, TrainFn]:
-  """`{kind: fn(config, workdir) -> results}` for the kinds of `grid.KINDS`."""
+  """`{kind: TrainFn}` for the kinds of `grid.KINDS`: contrastive runs as
+  one population per (dataset, method), the others one at a time."""
   # Imported here so that reading a sweep's results never pulls in the
   # trainer (and its compilation) just to make a table.
   # pylint: disable=g-import-not-at-top
   from contrastive.ablation import supervised
   from contrastive.train import loop
   # pylint: enable=g-import-not-at-top
-  return {"contrastive": loop.train_and_evaluate,
-          "supervised": supervised.train_and_evaluate_supervised}
+  return {"contrastive": loop.train_population,
+          "supervised": one_at_a_time(
+              supervised.train_and_evaluate_supervised),
+          "input": one_at_a_time(_score_input)}
 
 
 def enable_compilation_cache(directory: str) -> None:
@@ -111,40 +154,68 @@ def _write_histogram(run: grid_lib.Run, config, run_dir: str,
                              num_examples=num_examples)
 
 
-def _run_one(run: grid_lib.Run, sweep, run_dir: str, train_fns, configs_dir,
-             histograms: bool, log) -> RunRecord:
+def _error_fields(error: BaseException) -> dict[str, str]:
+  return {"error": f"{type(error).__name__}: {error}",
+          "traceback": "".join(traceback.format_exception(error))}
+
+
+def _run_group(group: Sequence[grid_lib.Run], sweep, workdir: str, train_fns,
+               configs_dir, histograms: bool, log) -> list[RunRecord]:
+  """Trains the runs of one (dataset, method) together; records each."""
   start, cpu_start = time.perf_counter(), time.process_time()
-  previous = read_status(run_dir) or {}
-  status = {"run_id": run.run_id, "method": run.method,
-            "dataset": run.dataset, "seed": run.seed, "kind": run.kind,
-            "status": "running", "started": _now(),
-            "attempts": int(previous.get("attempts", 0)) + 1}
-  _write_json(os.path.join(run_dir, STATUS_FILE), status)
-  try:
-    config = grid_lib.run_config(run, sweep, configs_dir)
-    _write_json(os.path.join(run_dir, "config.json"), config.to_dict())
-    results = train_fns[run.kind](config, run_dir)
-    if results.get("preempted"):
-      status["status"] = "interrupted"
+  dirs = [os.path.join(workdir, "runs", r.run_id) for r in group]
+  statuses, configs, members = [], [], []
+  for run, run_dir in zip(group, dirs):
+    previous = read_status(run_dir) or {}
+    status = {"run_id": run.run_id, "method": run.method,
+              "dataset": run.dataset, "seed": run.seed, "kind": run.kind,
+              "status": "running", "started": _now(),
+              "attempts": int(previous.get("attempts", 0)) + 1,
+              "population_size": len(group)}
+    statuses.append(status)
+    _write_json(os.path.join(run_dir, STATUS_FILE), status)
+    try:
+      config = grid_lib.run_config(run, sweep, configs_dir)
+      _write_json(os.path.join(run_dir, "config.json"), config.to_dict())
+      configs.append(config)
+      members.append(len(statuses) - 1)
+    except Exception as e:  # pylint: disable=broad-except
+      status.update(status="failed", **_error_fields(e))
+  if configs:
+    try:
+      outcomes = train_fns[group[0].kind](configs,
+                                          [dirs[i] for i in members])
+    except Exception as e:  # pylint: disable=broad-except
+      # Any error of the population as a whole (bad config, ...) fails its
+      # runs and the sweep goes on; KeyboardInterrupt and SystemExit still
+      # stop it.
+      for i in members:
+        statuses[i].update(status="failed", **_error_fields(e))
     else:
-      if histograms:
-        _write_histogram(run, config, run_dir,
-                         int(sweep.get("histogram_examples", 512)))
-      status["status"] = "done"
-  except Exception as e:  # pylint: disable=broad-except
-    # Any error of one run (bad config, NaN loss, ...) is recorded and the
-    # sweep goes on; KeyboardInterrupt and SystemExit still stop it.
-    status.update(status="failed", error=f"{type(e).__name__}: {e}",
-                  traceback=traceback.format_exc())
-    log(f"[ablate] {run.run_id} FAILED: {status['error']}")
-  status["wall_s"] = time.perf_counter() - start
+      for i, outcome in zip(members, outcomes):
+        if outcome.error is not None:
+          statuses[i].update(status="failed", **_error_fields(outcome.error))
+        elif outcome.results.get("preempted"):
+          statuses[i]["status"] = "interrupted"
+        else:
+          statuses[i]["status"] = "done"
+  wall = time.perf_counter() - start
   # CPU seconds of all threads: with other jobs on the machine, a fairer
   # measure of a run's cost than its wall time.
-  status["cpu_s"] = time.process_time() - cpu_start
-  status["finished"] = _now()
-  _write_json(os.path.join(run_dir, STATUS_FILE), status)
-  return RunRecord(run, run_dir, status["status"], status["wall_s"],
-                   status.get("error"))
+  cpu = time.process_time() - cpu_start
+  records = []
+  for run, run_dir, status in zip(group, dirs, statuses):
+    if status["status"] == "done" and histograms:
+      _write_histogram(run, grid_lib.run_config(run, sweep, configs_dir),
+                       run_dir, int(sweep.get("histogram_examples", 512)))
+    if status["status"] == "failed":
+      log(f"[ablate] {run.run_id} FAILED: {status['error']}")
+    status.update(wall_s=wall / len(group), cpu_s=cpu / len(group),
+                  population_wall_s=wall, finished=_now())
+    _write_json(os.path.join(run_dir, STATUS_FILE), status)
+    records.append(RunRecord(run, run_dir, status["status"], status["wall_s"],
+                             status.get("error")))
+  return records
 
 
 def run_sweep(
@@ -157,13 +228,15 @@ def run_sweep(
     histograms: bool = True,
     log: Callable[[str], None] = print,
 ) -> list[RunRecord]:
-  """Runs every run of `sweep` in `workdir/runs/<run_id>`, one at a time.
+  """Runs every run of `sweep` in `workdir/runs/<run_id>`.
 
   Args:
     sweep: a sweep config (`configs/ablation.py`).
     workdir: the sweep's folder; created if needed.
-    train_fns: `{kind: fn(config, run_dir) -> results}`; defaults to
-      `default_train_fns()` (tests pass fakes to check the bookkeeping).
+    train_fns: `{kind: fn(configs, run_dirs) -> [MemberOutcome]}`, called
+      with the unfinished seeds of one (dataset, method); defaults to
+      `default_train_fns()` (tests pass fakes, `one_at_a_time(fake)`, to
+      check the bookkeeping).
     configs_dir: where the method configs live (default: the repo's configs/).
     retry_failed: re-run the runs a previous session recorded as failed.
     histograms: write each run's end-of-training similarity histogram.
@@ -192,26 +265,35 @@ def run_sweep(
   meta["run_ids"] = [r.run_id for r in runs]
   _write_json(meta_path, meta)
   session_start = time.perf_counter()
-  records, stopped = [], False
-  for i, run in enumerate(runs):
-    run_dir = os.path.join(workdir, "runs", run.run_id)
-    os.makedirs(run_dir, exist_ok=True)
-    previous = read_status(run_dir) or {}
-    skip = previous.get("status") == "done" or (
-        previous.get("status") == "failed" and not retry_failed)
-    if stopped or skip:
-      status = "pending" if stopped else previous["status"]
-      records.append(RunRecord(run, run_dir, status,
-                               float(previous.get("wall_s", 0.0)),
-                               previous.get("error")))
+  records: dict[str, RunRecord] = {}
+  stopped = False
+  for group in grid_lib.groups(runs):
+    todo = []
+    for run in group:
+      run_dir = os.path.join(workdir, "runs", run.run_id)
+      os.makedirs(run_dir, exist_ok=True)
+      previous = read_status(run_dir) or {}
+      skip = previous.get("status") == "done" or (
+          previous.get("status") == "failed" and not retry_failed)
+      if stopped or skip:
+        status = "pending" if stopped else previous["status"]
+        records[run.run_id] = RunRecord(
+            run, run_dir, status, float(previous.get("wall_s", 0.0)),
+            previous.get("error"))
+      else:
+        todo.append(run)
+    if not todo:
       continue
-    log(f"[ablate] run {i + 1}/{len(runs)}: {run.run_id}")
-    record = _run_one(run, sweep, run_dir, train_fns, configs_dir, histograms,
-                      log)
-    log(f"[ablate] {run.run_id}: {record.status} in {record.wall_s:.1f} s")
-    records.append(record)
-    stopped = record.status == "interrupted"
+    log(f"[ablate] {todo[0].dataset} / {todo[0].method}: seeds"
+        f" {', '.join(str(r.seed) for r in todo)}"
+        f" ({len(records) + 1}-{len(records) + len(todo)} of {len(runs)})")
+    for record in _run_group(todo, sweep, workdir, train_fns, configs_dir,
+                             histograms, log):
+      log(f"[ablate] {record.run.run_id}: {record.status}"
+          f" ({record.wall_s:.1f} s)")
+      records[record.run.run_id] = record
+    stopped = any(records[r.run_id].status == "interrupted" for r in todo)
   session["wall_s"] = time.perf_counter() - session_start
   session["finished"] = _now()
   _write_json(meta_path, meta)
-  return records
+  return [records[r.run_id] for r in runs]

@@ -9,6 +9,7 @@ import os
 
 import numpy as np
 import pytest
+from scipy import stats as scipy_stats
 
 from configs import ablation as ablation_config
 from contrastive.ablation import aggregate
@@ -54,10 +55,14 @@ def sweep_dir(tmp_path_factory):
   sweep.method_specs.dcl = {"config": "dcl"}
   sweep.method_specs.supcon = {"config": "supcon"}
   sweep.seeds = (0, 1, 2)
+  sweep.hypotheses = [dict(
+      name="DCL > SimCLR", method="dcl", baseline="simclr",
+      metric="linear_probe_accuracy", direction="greater", source="paper",
+      datasets=("uci_hapt",), cost_metric="knn_accuracy")]
   folder = tmp_path_factory.mktemp("sweep")
-  records = runner.run_sweep(sweep, str(folder), histograms=False,
-                             train_fns={"contrastive": _fake_train},
-                             log=lambda _: None)
+  records = runner.run_sweep(
+      sweep, str(folder), histograms=False, log=lambda _: None,
+      train_fns={"contrastive": runner.one_at_a_time(_fake_train)})
   # supcon seeds 1, 2 fail too (no results): 3 failures in all.
   assert sum(r.status == "failed" for r in records) == 3
   return folder
@@ -116,3 +121,29 @@ def test_tables_and_plots_are_written(sweep_dir):
 def test_collect_needs_a_sweep_folder(tmp_path):
   with pytest.raises(ValueError, match="not a sweep folder"):
     aggregate.collect(str(tmp_path))
+
+
+def test_methods_compared_with_simclr_paired_by_seed(sweep_dir):
+  """DCL - SimCLR on the seeds both finished (0, 1): d = (+0.01, -0.05),
+  mean -0.02, half-width t(0.975, 1) * sd / sqrt(2)."""
+  rows = _rows(sweep_dir)
+  half = scipy_stats.t.ppf(0.975, 1) * np.std([0.01, -0.05], ddof=1) / np.sqrt(2)
+  assert rows["dcl"]["vs_reference_mean"] == pytest.approx(-0.02)
+  assert rows["dcl"]["vs_reference_high"] == pytest.approx(-0.02 + half)
+  assert rows["dcl"]["vs_reference_seeds"] == 2
+  # SupCon has one seed: a difference without an interval.
+  assert rows["supcon"]["vs_reference_mean"] == pytest.approx(0.20)
+  assert math.isnan(rows["supcon"]["vs_reference_low"])
+  assert math.isnan(rows["simclr"]["vs_reference_mean"])
+  result = report.write_report(str(sweep_dir))
+  md = open(result["paths"]["md"]).read()
+  dcl = [line for line in md.splitlines() if "| dcl |" in line][0]
+  assert f"| -2.0 [{100 * (-0.02 - half):+.1f}, {100 * (-0.02 + half):+.1f}] |" in dcl
+  [claim] = result["hypotheses"]
+  assert (claim["dataset"], claim["verdict"], claim["seeds"]) == (
+      "uci_hapt", "inconclusive", 2)
+  # kNN: (0.60 - 0.61, 0.66 - 0.65) = (-0.01, +0.01).
+  assert claim["cost_mean"] == pytest.approx(0.0)
+  assert "| DCL > SimCLR | uci_hapt |" in md and "**inconclusive**" in md
+  saved = json.load(open(result["paths"]["hypotheses"]))
+  assert saved[0]["verdict"] == "inconclusive"

@@ -39,7 +39,8 @@ class FakeTrainer:
 
 def _run(tmp_path, trainer, **kwargs):
   return runner.run_sweep(_sweep(), str(tmp_path), histograms=False,
-                          train_fns={"contrastive": trainer},
+                          train_fns={"contrastive":
+                                     runner.one_at_a_time(trainer)},
                           log=lambda _: None, **kwargs)
 
 
@@ -102,6 +103,7 @@ def test_a_bad_sweep_fails_before_any_run(tmp_path):
   sweep.methods = ("simclr", "missing")
   trainer = FakeTrainer()
   with pytest.raises(ValueError, match="missing"):
-    runner.run_sweep(sweep, str(tmp_path), train_fns={"contrastive": trainer},
+    runner.run_sweep(sweep, str(tmp_path),
+                     train_fns={"contrastive": runner.one_at_a_time(trainer)},
                      log=lambda _: None)
   assert trainer.calls == []

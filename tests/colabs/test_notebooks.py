@@ -80,7 +80,7 @@ def results_dir(tmp_path):
   sweep.method_specs.dcl = dict(config="dcl")
   folder = tmp_path / "ablation"
   runner.run_sweep(sweep, str(folder), histograms=False, log=lambda _: None,
-                   train_fns={"contrastive": _fake_train})
+                   train_fns={"contrastive": runner.one_at_a_time(_fake_train)})
   return folder
 
 
