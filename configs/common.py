@@ -68,11 +68,13 @@ DATASETS = {
 
 # Smaller encoders for the small and tiny sizes (same architecture family).
 _SMALL_MODEL = {
-    "resnet18": dict(width=16), "resnet50": dict(width=16),
+    "resnet10": dict(width=16), "resnet18": dict(width=16),
+    "resnet50": dict(width=16),
     "audio_cnn": dict(width=16), "sensor_resnet1d": dict(width=32),
 }
 _TINY_MODEL = {
-    "resnet18": dict(width=4), "resnet50": dict(width=4),
+    "resnet10": dict(width=4), "resnet18": dict(width=4),
+    "resnet50": dict(width=4),
     "audio_cnn": dict(width=4, depth=2), "sensor_resnet1d": dict(width=8, depth=2),
 }
 

@@ -13,6 +13,7 @@ from contrastive.models.builder import MODELS
 from contrastive.models.builder import param_count
 from contrastive.models.heads import ContrastiveModel
 from contrastive.models.heads import MLPHead
+from contrastive.models.resnet import resnet10
 from contrastive.models.resnet import resnet18
 from contrastive.models.resnet import resnet50
 from contrastive.models.resnet import ResNet
@@ -34,6 +35,7 @@ __all__ = [
     "log_mel_spectrogram",
     "mel_filterbank",
     "param_count",
+    "resnet10",
     "resnet18",
     "resnet50",
     "vit_small",

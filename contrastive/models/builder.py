@@ -38,6 +38,7 @@ _RESNET = {"width": 64, "stem": "cifar", "zero_init_residual": False,
            **_CONV}
 _VIT = {"patch_size": 4, "mlp_dim": None, "pool": "cls", "dropout_rate": 0.0}
 MODELS: Mapping[str, _Spec] = {
+    "resnet10": _Spec(resnet.resnet10, _RESNET, True),
     "resnet18": _Spec(resnet.resnet18, _RESNET, True),
     "resnet50": _Spec(resnet.resnet50, _RESNET, True),
     "vit_tiny": _Spec(
@@ -108,8 +109,8 @@ def build_model(config: Any) -> heads.ContrastiveModel:
   Fields, by model (every field is optional except `name`):
 
   All models:
-    name: one of 'resnet18', 'resnet50', 'vit_tiny', 'vit_small',
-      'audio_cnn', 'sensor_resnet1d'.
+    name: one of 'resnet10', 'resnet18', 'resnet50', 'vit_tiny',
+      'vit_small', 'audio_cnn', 'sensor_resnet1d'.
     dtype: compute dtype, 'float32' (default), 'bfloat16', or 'float64'
       (numerical checks; needs 64-bit mode); parameters are float32.
     projection_dims: `(hidden..., out)` of the projection MLP; None hidden
@@ -127,9 +128,11 @@ def build_model(config: Any) -> heads.ContrastiveModel:
       statistics and gradients (contrastive/models/batch_norm.py; the same
       values to float32 rounding, a CPU speed-up).
 
-  'resnet18', 'resnet50' (features `8 * width` / `32 * width`):
+  'resnet10', 'resnet18', 'resnet50' (features `8 * width`, `8 * width`,
+  `32 * width`):
     width: base channels, 64. stem: 'cifar' (default; 3x3 stride 1, no
-    pool, for 28-32 px) or 'imagenet' (7x7 stride 2 + max-pool).
+    pool, for 28-32 px), 'cifar_pool' (the same + a 2x2 max-pool) or
+    'imagenet' (7x7 stride 2 + max-pool).
     zero_init_residual: zero the last BN scale of each block, False.
 
   'vit_tiny' (width 192, depth 12, num_heads 3), 'vit_small' (384, 12, 6):

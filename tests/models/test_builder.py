@@ -15,6 +15,7 @@ from contrastive.models import vit
 
 # Tiny settings and an input for every model name.
 TINY = {
+    "resnet10": ({"width": 4, "stem": "cifar_pool"}, (2, 8, 8, 1)),
     "resnet18": ({"width": 4}, (2, 8, 8, 1)),
     "resnet50": ({"width": 4, "stem": "imagenet"}, (2, 32, 32, 3)),
     "vit_tiny": ({"width": 12, "depth": 2}, (2, 8, 8, 3)),
@@ -22,9 +23,9 @@ TINY = {
     "audio_cnn": ({"width": 4, "depth": 2, "num_mel_bins": 16}, (2, 920)),
     "sensor_resnet1d": ({"width": 4, "depth": 2}, (2, 32, 6)),
 }
-FEATURES = {"resnet18": 32, "resnet50": 128, "vit_tiny": 12, "vit_small": 12,
+FEATURES = {"resnet10": 32, "resnet18": 32, "resnet50": 128, "vit_tiny": 12, "vit_small": 12,
             "audio_cnn": 8, "sensor_resnet1d": 8}
-BACKBONES = {"resnet18": resnet.ResNet, "resnet50": resnet.ResNet,
+BACKBONES = {"resnet10": resnet.ResNet, "resnet18": resnet.ResNet, "resnet50": resnet.ResNet,
              "vit_tiny": vit.ViT, "vit_small": vit.ViT,
              "audio_cnn": audio_cnn.AudioCNN,
              "sensor_resnet1d": sensor.ResNet1D}
@@ -124,7 +125,7 @@ def test_param_count():
     "config,match",
     [
         ({}, "needs a 'name'"),
-        ({"name": "resnet34"}, "resnet18.*sensor_resnet1d"),
+        ({"name": "resnet34"}, "resnet10.*sensor_resnet1d"),
         ({"name": "resnet18", "depth": 3},
          r"unknown config fields \['depth'\]"),
         ({"name": "audio_cnn", "stem": "cifar"}, "valid fields are"),

@@ -151,6 +151,34 @@ def test_imagenet_stem_downsamples_by_four():
   assert stage1.shape == (1, 8, 8, 4)
 
 
+def test_cifar_pool_stem_halves_the_resolution_with_the_cifar_parameters():
+  """A 2x2 max-pool after the 3x3 stem conv: the same parameters and stem
+  output as 'cifar', stage 1 at half the resolution."""
+  model = _small(stem="cifar_pool")
+  x = jax.random.uniform(_key(2), (2, 28, 28, 1))
+  variables = model.init(_key(), x, train=False)
+  plain = _small(stem="cifar")
+  assert jax.tree.structure(variables) == jax.tree.structure(
+      plain.init(_key(), x, train=False))
+  _, state = model.apply(variables, x, train=False,
+                         capture_intermediates=True, mutable=["intermediates"])
+  stage1 = state["intermediates"]["stage1_block1"]["__call__"][0]
+  assert stage1.shape == (2, 14, 14, 4)   # 'cifar': (2, 28, 28, 4)
+  stem = state["intermediates"]["stem_bn"]["__call__"][0]
+  _, plain_state = plain.apply(variables, x, train=False,
+                               capture_intermediates=True,
+                               mutable=["intermediates"])
+  np.testing.assert_allclose(
+      np.asarray(plain_state["intermediates"]["stem_bn"]["__call__"][0]),
+      np.asarray(stem), rtol=1e-6)
+  assert plain_state["intermediates"]["stage1_block1"]["__call__"][0].shape == (
+      2, 28, 28, 4)
+  # ResNet-10 has one block per stage: ResNet-18's count less one block each.
+  params = _shapes(resnet.resnet10(width=16), (1, 28, 28, 1))["params"]
+  assert _count(params) == _expected_count((1, 1, 1, 1), False, 16, 1,
+                                           "cifar")
+
+
 def test_batchnorm_stats_update_only_in_train_mode(basic):
   model, x, variables = basic
   _, eval_state = model.apply(variables, x, train=False,
@@ -204,7 +232,7 @@ def test_zero_init_residual_makes_blocks_identity_like():
 
 
 def test_bad_arguments_raise():
-  with pytest.raises(ValueError, match="stem.*'cifar', 'imagenet'"):
+  with pytest.raises(ValueError, match="stem.*'cifar', 'cifar_pool', 'imagenet'"):
     resnet.resnet18(stem="mnist")
   with pytest.raises(ValueError, match="width"):
     resnet.resnet18(width=0)
