@@ -129,6 +129,11 @@ def base_config(arg: str | None) -> ml_collections.ConfigDict:
       monitor_probe=False, baselines=(),
       alignment_examples=512, nuisance=preset["nuisance"],
       linear_probe=dict())
+  # Several seeds (and float hyperparameters: `sweep`, e.g.
+  # 'loss.temperature=0.1,0.5') trained by one process, each member in
+  # <workdir>/members/<name> (contrastive/train/population.py). Empty: one
+  # run. execution: 'auto', 'sequential' or 'vmap'.
+  config.population = dict(seeds=(), sweep="", execution="auto")
   # MoCo's queue and momentum encoder (used when method == 'moco').
   config.moco = dict(queue_size=16384, momentum_start=0.99,
                      momentum_end=0.999, queue_init="empty")

@@ -4,6 +4,9 @@ r"""Trains and evaluates one configuration.
       --workdir=/tmp/simclr_fmnist --config.train.num_steps=200
 
 Re-running the same command resumes from the workdir's latest checkpoint.
+A config with a population (e.g. `--config.population.seeds="(0,1,2)"`,
+see contrastive/train/population.py) trains its members in
+`<workdir>/members/<name>` with one process.
 On a cluster, `launch/slurm.sh` and `launch/tpu_vm.sh` start one process per
 host with `--distributed`, which initialises `jax.distributed` from the
 environment (SLURM and Cloud TPU are detected automatically).
@@ -43,7 +46,7 @@ def main(argv):
   results = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   if jax.process_index() == 0:
     print(json.dumps(results, indent=2))
-    if "knn_accuracy" in results:
+    if "knn_accuracy" in results or "members" in results:
       print(results_table(results, _CONFIG.value.method))
 
 

@@ -193,9 +193,16 @@ def baselines(exp, input_cache: dict[str, Any] | None = None
 
 
 def results_table(results: dict[str, Any], name: str = "this run") -> str:
-  """The run's kNN and linear-probe accuracy beside its baselines, as a
-  Markdown table (what `launch.main` prints at the end)."""
-  rows = [(name, results)] + list(results.get("baselines", {}).items())
+  """The run's kNN and linear-probe accuracy beside its baselines (or each
+  member's, for a population), as a Markdown table (what `launch.main`
+  prints at the end)."""
+  members = results.get("members")
+  if members:
+    rows = [(f"{name} {member}", r) for member, r in members.items()]
+    first = next(iter(members.values()))
+  else:
+    rows, first = [(name, results)], results
+  rows += list(first.get("baselines", {}).items())
   lines = ["| representation | kNN % | linear probe % |", "|---|---:|---:|"]
   for label, r in rows:
     if "knn_accuracy" not in r:

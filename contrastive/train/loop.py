@@ -354,10 +354,30 @@ def train_and_evaluate(config, workdir: str, *,
   uniformity, nuisance probes), or `{'preempted': True, 'step': s}` when a
   SIGTERM (or `guard.request()`) stopped the run after saving.
 
+  A config with a `population` (`population.member_configs`) trains its
+  members in `workdir/members/<name>` and returns `{'members': {name:
+  results or {'error': message}}}`, also written to
+  `workdir/population.json`.
+
   Raises:
     FloatingPointError: the loss became non-finite (the last finite
-      checkpoint is kept).
+      checkpoint is kept); for a population, only that member fails.
   """
-  [outcome] = train_population([config], [workdir], execution="sequential",
-                               guard=guard)
-  return outcome.unwrap()
+  if not population_lib.is_population(config):
+    [outcome] = train_population([config], [workdir], execution="sequential",
+                                 guard=guard)
+    return outcome.unwrap()
+  configs = population_lib.member_configs(config)
+  sweep = population_lib.sweep_of(configs)
+  names = [population_lib.member_name(c, sweep) for c in configs]
+  outcomes = train_population(
+      configs, [os.path.join(workdir, "members", n) for n in names],
+      execution=config.population.get("execution", "auto"), guard=guard)
+  results = {"members": {
+      n: o.results if o.error is None else
+      {"error": f"{type(o.error).__name__}: {o.error}"}
+      for n, o in zip(names, outcomes)}}
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "population.json"), "w") as f:
+      json.dump(results, f, indent=2)
+  return results

@@ -160,34 +160,57 @@ def member_name(config: Any, sweep: Sweep) -> str:
   return "-".join(parts)
 
 
+def is_population(config: Any) -> bool:
+  """Whether `config.population` names seeds or a sweep."""
+  population = _plain(config.get("population") or {})
+  return bool(population.get("seeds") or population.get("sweep"))
+
+
+def _sweep_fields(sweep: Any) -> list[tuple[str, str, tuple[float, ...]]]:
+  """`(section, name, values)` of a sweep mapping or string."""
+  if isinstance(sweep, str):
+    fields = []
+    for item in sweep.replace(";", " ").split():
+      key, sep, values = item.partition("=")
+      section, dot, name = key.partition(".")
+      if not sep or not dot or not values:
+        raise ValueError(
+            f"config.population.sweep item {item!r} must read"
+            " 'section.field=v1,v2,...', e.g. 'loss.temperature=0.1,0.5'.")
+      fields.append((section, name,
+                     tuple(float(v) for v in values.split(","))))
+    return fields
+  return [(section, name, tuple(options))
+          for section, values in _plain(sweep).items()
+          for name, options in _plain(values).items()]
+
+
 def member_configs(config: ml_collections.ConfigDict
                    ) -> list[ml_collections.ConfigDict]:
   """The member configs of `config.population`, or `[config]` without one.
 
-  `config.population` holds `seeds` (a tuple) and optionally `sweep`:
-  `{'loss': {name: values}, 'optimizer': {'learning_rate': values}}` with a
-  tuple of values per field; the members are every combination of one
-  value per swept field and a seed (seeds vary fastest).
+  `config.population` holds `seeds` (a tuple) and `sweep`: `{'loss': {name:
+  values}, 'optimizer': {'learning_rate': values}}` with a tuple of values
+  per field, or the same as a string, 'loss.temperature=0.1,0.5
+  optimizer.learning_rate=0.001,0.003' (for the command line); the members
+  are every combination of one value per swept field and a seed (seeds
+  vary fastest). Without seeds and sweep there is no population.
 
   Example:
     config.population = dict(seeds=(0, 1),
                              sweep=dict(loss=dict(temperature=(0.1, 0.5))))
     member_configs(config)  # 4 configs: t 0.1 seeds 0, 1; t 0.5 seeds 0, 1
   """
-  population = config.get("population")
-  if not population:
+  if not is_population(config):
     return [config]
-  population = _plain(population)
+  population = _plain(config.population)
   unknown = sorted(set(population) - {"seeds", "sweep", "execution"})
   if unknown:
     raise ValueError(
         f"config.population has unknown fields {unknown}; valid fields:"
         " seeds, sweep, execution.")
   seeds = tuple(population.get("seeds") or (config.seed,))
-  fields = []
-  for section, values in dict(population.get("sweep") or {}).items():
-    for name, options in dict(values).items():
-      fields.append((section, name, tuple(options)))
+  fields = _sweep_fields(population.get("sweep") or {})
   floats = [f"loss.{k}" for k, v in config.loss.items()
             if isinstance(v, float)]
   sweepable = floats + [f"optimizer.{f}" for f in OPTIMIZER_FIELDS]

@@ -125,3 +125,42 @@ def test_reported_accuracies_follow_from_the_embeddings(run, final):
   assert results["subject_probe_accuracy"] == pytest.approx(
       eval_lib.nuisance_probe(test["features"], subject,
                               seed=config.seed).accuracy)
+
+
+def test_baselines_are_scored_on_the_final_protocol(tmp_path):
+  """eval.baselines: the random-init encoder (the seed's initial state) and
+  every input representation of the modality, each scored as the trained
+  encoder is; the launcher's table lists them."""
+  from contrastive.evaluate import input_features
+  from contrastive.evaluate import protocol
+  config = simclr.get_config("uci_hapt,tiny")
+  config.train.num_steps = 1
+  config.eval.baselines = ("random_init", "input")
+  results = train_and_evaluate(config, str(tmp_path))
+  baselines = results["baselines"]
+  assert list(baselines) == ["random_init", "input_windows",
+                             "input_summary_stats"]
+  exp = experiment.build_experiment(config)
+  init, _ = experiment.init_state(exp)
+  cfg = config.eval
+  train = evaluation.embed_representation(exp, init, exp.train_data,
+                                          cfg.max_train_examples)
+  test = evaluation.embed_representation(
+      exp, init, exp.test_data, cfg.max_test_examples, ("subject",))
+  expected = protocol.score_with_config(
+      train, test, num_classes=6, eval_config=cfg, seed=config.seed)
+  assert baselines["random_init"] == pytest.approx(expected)
+  train_f, test_f = input_features.input_features(
+      "summary_stats", exp.train_data, exp.test_data)
+  index = lambda n, m: np.linspace(0, n - 1, m).round().astype(int)
+  i = index(len(exp.train_data), cfg.max_train_examples)
+  j = index(len(exp.test_data), cfg.max_test_examples)
+  stats = protocol.score_with_config(
+      {"features": train_f[i], "label": exp.train_data.get_batch(i)["label"]},
+      {"features": test_f[j], **{k: exp.test_data.get_batch(j)[k]
+                                 for k in ("label", "subject")}},
+      num_classes=6, eval_config=cfg, seed=config.seed)
+  assert baselines["input_summary_stats"] == pytest.approx(stats)
+  table = evaluation.results_table(results, "simclr")
+  assert "| input_summary_stats |" in table and "| random_init |" in table
+  assert table.splitlines()[2].startswith("| simclr |")

@@ -204,3 +204,30 @@ def test_mcl_population_refuses_vmap(tmp_path):
   with pytest.raises(ValueError, match="cannot run hooks"):
     train_population(configs, [str(tmp_path / "a"), str(tmp_path / "b")],
                      execution="vmap")
+
+
+def test_launcher_trains_a_population_from_the_command_line(tmp_path):
+  """--config.population.* from the command line: members in
+  <workdir>/members/<name>, population.json, a table with every member."""
+  import pathlib
+  import subprocess
+  import sys
+  root = pathlib.Path(__file__).resolve().parents[2]
+  workdir = tmp_path / "pop"
+  proc = subprocess.run(
+      [sys.executable, "-m", "launch.main",
+       "--config=configs/simclr.py:uci_hapt,tiny", f"--workdir={workdir}",
+       "--config.train.num_steps=2", "--config.population.seeds=(0,1)",
+       "--config.population.sweep=loss.temperature=0.2,0.5"],
+      cwd=root, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  names = ["seed0-temperature=0.2", "seed1-temperature=0.2",
+           "seed0-temperature=0.5", "seed1-temperature=0.5"]
+  saved = json.loads((workdir / "population.json").read_text())
+  assert list(saved["members"]) == names
+  for name in names:
+    results = json.loads(
+        (workdir / "members" / name / "results.json").read_text())
+    assert results == saved["members"][name]
+    assert f"| simclr {name} | {100 * results['knn_accuracy']:.1f} |" in (
+        proc.stdout)
