@@ -14,6 +14,7 @@ Any field can then be overridden on the command line, e.g.
 from __future__ import annotations
 
 import ml_collections
+from ml_collections import config_dict
 
 from contrastive import models
 
@@ -124,7 +125,10 @@ def base_config(arg: str | None) -> ml_collections.ConfigDict:
       progress=True)
   config.eval = dict(
       final=True, batch_size=1024, knn_k=20, knn_temperature=0.07,
-      max_train_examples=None, max_test_examples=None,
+      # None: the whole split (the standard protocol). Placeholders, so that
+      # a cap can be set from the command line.
+      max_train_examples=config_dict.placeholder(int),
+      max_test_examples=config_dict.placeholder(int),
       monitor_train_examples=10000, monitor_test_examples=2000,
       monitor_probe=False, baselines=(),
       alignment_examples=512, nuisance=preset["nuisance"],
