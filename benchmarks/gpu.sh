@@ -10,6 +10,12 @@
 #   benchmarks/gpu.sh                          # batch 256, float32 (TF32)
 #   benchmarks/gpu.sh --batch_size 1024 --modality image
 #   PEAK_TFLOPS=989 benchmarks/gpu.sh --dtype bfloat16
+#   benchmarks/gpu.sh population               # populations, vmap vs solo
+#
+# `population` runs benchmarks/population.py instead (needs no torch): S
+# seeds of each ablation cell as one vmapped (and one sequential) process
+# against solo processes, per-member wall time, S = 1, 3, 5; extra
+# arguments go to it (e.g. --datasets=uci_hapt --sizes=1,5).
 #
 # FLOPs per step come from XLA's cost_analysis of our compiled step; torch's
 # MFU uses the same count. Both frameworks run float32 matmuls/convs as TF32
@@ -19,6 +25,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # One GPU for both: our mesh would otherwise take every visible device.
 export CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES:-0}
+
+if [[ "${1:-}" == population ]]; then
+  shift
+  python -c "import jax; assert jax.default_backend() == 'gpu', jax.devices()"
+  exec python -m benchmarks.population --executions=vmap,sequential \
+    --vmap_sizes=1,3,5 "$@"
+fi
 
 name=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
 bf16=0

@@ -10,8 +10,8 @@ and a JSON file keeps the points.
 
   python -m benchmarks.learning_curves --dataset=uci_hapt \
       --workdir=/tmp/curves            # docs/curves/uci_hapt.{png,json}
-  python -m benchmarks.learning_curves --dataset=fsdd --variants=cpu \
-      --workdir=/tmp/curves
+  python -m benchmarks.learning_curves --dataset=fsdd --variants=small \
+      --sweep=/tmp/cpu_sweep --workdir=/tmp/curves
 
 Runs are resumable and skipped once finished (their results.json exists),
 so re-running the command only redraws. `--quick` trains each variant for a
@@ -19,7 +19,9 @@ few steps (a smoke run). Variants, per dataset (`VARIANTS`): `small`, the
 README job's recipe (at most 10 minutes on a 2-core CPU); `cpu`, the
 45-minute recipe; `previous`, the recipe the project had before they were
 chosen, at the `small` budget; further variants are the alternatives that
-the choice was made against.
+the choice was made against. `--sweep` adds the SimCLR runs of a sweep
+folder (`configs/ablation.py:cpu` logs their curves), one line per seed,
+instead of training `cpu` again.
 """
 from __future__ import annotations
 
@@ -89,6 +91,19 @@ def _config(variant, quick: bool):
   return config
 
 
+def _sweep_curves(sweep_dir: str, dataset: str) -> dict[str, dict]:
+  """`{'cpu seed s': points}` of the sweep's SimCLR runs on `dataset`."""
+  out = {}
+  runs = os.path.join(sweep_dir, "runs")
+  for name in sorted(os.listdir(runs)):
+    run_dataset, method, seed = name.split("__")
+    run_dir = os.path.join(runs, name)
+    if (run_dataset, method) == (dataset, "simclr") and os.path.exists(
+        os.path.join(run_dir, "results.json")):
+      out[f"cpu, {seed.replace('seed', 'seed ')}"] = _points(run_dir)
+  return out
+
+
 def _points(workdir: str) -> dict[str, list[float]]:
   """(train CPU minutes, kNN, probe) at each evaluation, and at the end."""
   rows = [json.loads(line) for line in open(os.path.join(workdir,
@@ -146,6 +161,8 @@ def main():
   parser.add_argument("--out", default=None,
                       help=f"PNG path (default {DOCS}/<dataset>.png)")
   parser.add_argument("--quick", action="store_true")
+  parser.add_argument("--sweep", default=None,
+                      help="a sweep folder whose SimCLR runs log curves")
   args = parser.parse_args()
   # Imported after argument parsing so that --help is instant.
   from contrastive.train.loop import train_and_evaluate  # pylint: disable=g-import-not-at-top
@@ -166,6 +183,8 @@ def main():
         f"{m:.1f} min: kNN {k:.1f} probe {p:.1f}" for m, k, p in zip(
             curves[name]["cpu_min"], curves[name]["knn"],
             curves[name]["probe"])))
+  if args.sweep:
+    curves.update(_sweep_curves(args.sweep, args.dataset))
   out = pathlib.Path(args.out) if args.out else DOCS / f"{args.dataset}.png"
   plot(args.dataset, curves, baselines or {}, out)
   with open(out.with_suffix(".json"), "w") as f:

@@ -4,8 +4,9 @@ A method's file (configs/simclr.py, configs/moco.py, ...) calls
 `base_config(arg)` and sets `method` and `loss`. `arg` names the dataset and,
 optionally, a size, separated by a comma:
 
-  configs/moco.py:fashion_mnist          # the full recipe
-  configs/moco.py:fashion_mnist,small    # a few minutes on a laptop CPU
+  configs/moco.py:fashion_mnist          # the full recipe (the papers')
+  configs/moco.py:fashion_mnist,cpu      # at most 45 minutes on a 2-core CPU
+  configs/moco.py:fashion_mnist,small    # at most 10 minutes (README job)
   configs/moco.py:uci_hapt,tiny          # seconds: for tests and smoke runs
 
 Any field can then be overridden on the command line, e.g.
@@ -18,7 +19,7 @@ from ml_collections import config_dict
 
 from contrastive import models
 
-SIZES = ("full", "small", "tiny")
+SIZES = ("full", "cpu", "small", "tiny")
 
 # Per dataset: its reader, its augmentation recipe and its default encoder.
 # Why these recipes: see contrastive/augment/presets.py.
@@ -67,17 +68,60 @@ DATASETS = {
     ),
 }
 
-# Smaller encoders for the small and tiny sizes (same architecture family).
+# The CPU sizes' recipes, per dataset, chosen by measurement: accuracy on
+# the full test split against training CPU minutes on the project's 2-core
+# machine (benchmarks/learning_curves.py, docs/curves/<dataset>.png).
+# `small`: the README job (at most 10 minutes with its evaluation); `cpu`:
+# at most 45 minutes a run. Each is AdamW with a cosine schedule; the fields
+# are the encoder, augmentation overrides, batch size, steps, learning rate
+# and warmup.
+CPU_RECIPES = {
+    "fashion_mnist": {
+        "small": dict(model=dict(name="resnet10", width=16), augment={},
+                      batch_size=128, num_steps=2400, learning_rate=1e-3,
+                      warmup_steps=100),
+        "cpu": dict(model=dict(name="resnet10", width=32), augment={},
+                    batch_size=128, num_steps=6000, learning_rate=1e-3,
+                    warmup_steps=200),
+    },
+    "fsdd": {
+        "small": dict(model=dict(width=16, depth=4), augment={},
+                      batch_size=128, num_steps=1000, learning_rate=1e-3,
+                      warmup_steps=50),
+        "cpu": dict(model=dict(width=32, depth=4), augment={},
+                    batch_size=128, num_steps=3000, learning_rate=1e-3,
+                    warmup_steps=100),
+    },
+    "uci_hapt": {
+        "small": dict(model=dict(width=32, depth=3), augment={},
+                      batch_size=128, num_steps=600, learning_rate=1e-3,
+                      warmup_steps=50),
+        "cpu": dict(model=dict(width=64, depth=3), augment={},
+                    batch_size=128, num_steps=3000, learning_rate=1e-3,
+                    warmup_steps=100),
+    },
+}
+# The other datasets' CPU sizes: the same family, narrower.
 _SMALL_MODEL = {
     "resnet10": dict(width=16), "resnet18": dict(width=16),
     "resnet50": dict(width=16),
-    "audio_cnn": dict(width=16), "sensor_resnet1d": dict(width=32),
 }
 _TINY_MODEL = {
     "resnet10": dict(width=4), "resnet18": dict(width=4),
     "resnet50": dict(width=4),
     "audio_cnn": dict(width=4, depth=2), "sensor_resnet1d": dict(width=8, depth=2),
 }
+
+
+def _cpu_recipe(dataset: str, size: str) -> dict:
+  """The recipe of a CPU size (`small` or `cpu`) for `dataset`."""
+  recipe = CPU_RECIPES.get(dataset, {}).get(size)
+  if recipe is None:   # a TFDS image dataset: the small ResNet, 300 steps
+    recipe = dict(model=dict(_SMALL_MODEL.get(
+        DATASETS[dataset]["model"]["name"], {})), augment={},
+                  batch_size=128, num_steps=300 if size == "small" else 3000,
+                  learning_rate=1e-3, warmup_steps=50)
+  return recipe
 
 
 def parse_arg(arg: str | None) -> tuple[str, str]:
@@ -108,8 +152,10 @@ def base_config(arg: str | None) -> ml_collections.ConfigDict:
   config.data = dict(preset["data"])
   config.augment = dict(preset["augment"])
   model = dict(preset["model"], projection_dims=(512, 128))
-  if size == "small":
-    model.update(_SMALL_MODEL.get(model["name"], {}), projection_dims=(256, 64))
+  recipe = _cpu_recipe(dataset, size) if size in ("small", "cpu") else None
+  if recipe is not None:
+    model.update(recipe["model"], projection_dims=(256, 64))
+    config.augment.update(recipe["augment"])
   if size == "tiny":
     model.update(_TINY_MODEL.get(model["name"], {}), projection_dims=(16, 8))
   # Every field the model accepts, at its default unless set above, so that
@@ -155,13 +201,16 @@ def base_config(arg: str | None) -> ml_collections.ConfigDict:
   config.compiler = dict(cpu=dict(
       xla_cpu_experimental_ynn_fusion_type="LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"))
 
-  if size == "small":
-    config.optimizer.update(name="adamw", learning_rate=1e-3, lr_scaling="none",
-                            warmup_steps=50, weight_decay=1e-4)
-    config.train.update(batch_size=128, num_epochs=0, num_steps=300,
-                        log_every=20, checkpoint_every=200, eval_every=0)
-    config.eval.update(max_train_examples=20000, max_test_examples=5000)
-    config.moco.update(queue_size=4096)
+  if recipe is not None:
+    config.optimizer.update(
+        name="adamw", learning_rate=recipe["learning_rate"],
+        lr_scaling="none", warmup_steps=recipe["warmup_steps"],
+        weight_decay=1e-4)
+    config.train.update(
+        batch_size=recipe["batch_size"], num_epochs=0,
+        num_steps=recipe["num_steps"], log_every=50,
+        checkpoint_every=max(200, recipe["num_steps"] // 5), eval_every=0)
+    config.moco.update(queue_size=32 * recipe["batch_size"])
   if size == "tiny":
     config.optimizer.update(name="adamw", learning_rate=1e-3, lr_scaling="none",
                             warmup_steps=1, weight_decay=1e-4)

@@ -24,9 +24,22 @@ def test_default_grid_has_every_method_dataset_and_seed():
   per_cell = {}
   for r in runs:
     per_cell.setdefault((r.dataset, r.method), []).append(r.seed)
-  assert all(seeds == [0, 1, 2] for seeds in per_cell.values())
+  # Input representations have no randomness: one seed; the rest five.
+  inputs = {(d, f"input_{n}") for d, names in ablation_config.INPUTS.items()
+            for n in names}
+  assert {c for c, seeds in per_cell.items() if seeds == [0]} == inputs
+  assert all(seeds == [0, 1, 2, 3, 4] for c, seeds in per_cell.items()
+             if c not in inputs)
+  assert ("fashion_mnist", "simans") in cells
+  assert ("fsdd", "input_pixels") not in cells
   assert len({r.run_id for r in runs}) == len(runs)
   assert runs[0].run_id == "fashion_mnist__random_init__seed0"
+  assert runs[5].run_id == "fashion_mnist__input_pixels__seed0"
+  quick = grid.expand(ablation_config.get_config("quick"))
+  assert {r.method for r in quick} == {
+      "random_init", *(c[1] for c in inputs), "simclr", "dcl", "hcl",
+      "supervised"}
+  assert {r.seed for r in quick} == {0, 1, 2}
 
 
 def test_every_default_run_config_is_valid():
@@ -36,13 +49,21 @@ def test_every_default_run_config_is_valid():
   for run in grid.expand(sweep):
     config = grid.run_config(run, sweep)
     objectives.build_objective(config.loss, config.method)
+    if run.kind == "input":
+      assert config.input == run.method[len("input_"):]
     assert config.seed == run.seed and config.dataset == run.dataset
     assert config.train.batch_size == ablation_config.BATCH
     budget = ablation_config.BUDGET[run.dataset]
-    expected = 0 if run.method == "random_init" else budget["steps"]
+    expected = budget["steps"]
+    if run.method == "random_init" or run.kind == "input":
+      expected = 0 if run.method == "random_init" else expected
     assert config.train.num_steps == expected
-    assert config.model.width == budget["width"]
+    small = common.base_config(f"{run.dataset},small").model
+    assert (config.model.name, config.model.width) == (small.name,
+                                                       small.width)
     assert config.moco.queue_size % config.train.batch_size == 0
+    if run.method == "simans":
+      assert config.loss.top_n == config.moco.queue_size // 4
     if run.method == "moco_filtered":
       assert config.loss.top_k == config.moco.queue_size // 4
     if run.method == "clusterns":
@@ -53,8 +74,9 @@ def test_every_default_run_config_is_valid():
     if run.method == "mcl":  # its stages share the budget's steps
       assert (config.mcl.num_stages * config.mcl.steps_per_stage
               == budget["steps"])
-    if run.dataset in ("fsdd", "uci_hapt"):
-      assert config.eval.max_test_examples is None
+    # The standard protocol: every example of both splits.
+    assert config.eval.max_train_examples is None
+    assert config.eval.max_test_examples is None
 
 
 def test_overrides_apply_in_order_run_dataset_method():
@@ -97,7 +119,7 @@ def test_bad_sweeps_raise():
   sweep.seeds = ()
   with pytest.raises(ValueError, match="seeds is empty"):
     grid.expand(sweep)
-  with pytest.raises(ValueError, match="valid sweeps: default, smoke"):
+  with pytest.raises(ValueError, match="valid sweeps: default, quick, cpu, smoke"):
     ablation_config.get_config("huge")
 
 

@@ -137,3 +137,24 @@ def test_clusterns_with_balanced_batches(tmp_path):
   assert reclustered == [0, 2]            # recluster_every = 2
   active = [l["clusterns_active"] for l in lines if "clusterns_active" in l]
   assert active == [0.0, 1.0, 1.0]        # seeded by step 1's update
+
+
+def test_mcl_population_members_are_their_solo_runs(straight_run, tmp_path):
+  """Two seeds of MCL as one population (sequential, each member with its
+  own hooks): seed 0 ends bitwise where the solo run does, seed 1 elsewhere."""
+  from contrastive.train.loop import train_population
+  config, solo_dir, solo_results = straight_run
+  other = _mcl_config()
+  other.seed = 1
+  dirs = [str(tmp_path / "m0"), str(tmp_path / "m1")]
+  outcomes = train_population([_mcl_config(), other], dirs)
+  results = outcomes[0].unwrap()
+  assert {k: v for k, v in results.items() if not k.startswith("mcl/")} == {
+      k: v for k, v in solo_results.items() if not k.startswith("mcl/")}
+  _, a, _ = _restore(config, dirs[0], 6)
+  _, b, _ = _restore(config, solo_dir, 6)
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+  _, c, _ = _restore(other, dirs[1], 6)
+  assert not np.array_equal(np.asarray(c.extra["mcl"].assignments),
+                            np.asarray(a.extra["mcl"].assignments))

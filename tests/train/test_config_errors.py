@@ -64,7 +64,7 @@ def test_fair_mode_needs_a_nuisance_variable():
 def test_bad_config_argument():
   with pytest.raises(ValueError, match="Unknown dataset 'mnist'.*fashion_mnist"):
     common.parse_arg("mnist")
-  with pytest.raises(ValueError, match="SIZE in full, small, tiny"):
+  with pytest.raises(ValueError, match="SIZE in full, cpu, small, tiny"):
     common.parse_arg("fsdd,huge")
 
 
