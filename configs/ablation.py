@@ -242,7 +242,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     sweep.run_overrides = dict(
         train=dict(batch_size=BATCH, log_every=5, checkpoint_every=10_000,
                    progress=False),
-        moco=dict(queue_size=queue))
+        moco=dict(queue_size=queue),
+        # The baselines are rows of their own.
+        eval=dict(baselines=()))
     sweep.dataset_overrides = _dataset_overrides()
     steps = {d: b["steps"] for d, b in BUDGET.items()}
   sweep.method_specs = _specs(batch, queue, steps)

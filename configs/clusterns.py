@@ -29,7 +29,8 @@ def get_config(arg: str | None = None):
   # project's SimCLR temperature, so ClusterNS and SimCLR runs differ only
   # in the ClusterNS terms. K must not exceed the global batch (seeding).
   config.loss = dict(
-      name="clusterns", temperature=0.5, num_clusters=128,
+      name="clusterns", temperature=common.in_batch_temperature(config),
+      num_clusters=128,
       centroid_momentum=0.9, start_similarity=0.4,
       false_negatives=modes.pop() if modes else "margin",
       margin_alpha=0.2, margin_beta=0.5, margin_weight=1e-4)

@@ -73,32 +73,38 @@ DATASETS = {
 # machine (benchmarks/learning_curves.py, docs/curves/<dataset>.png).
 # `small`: the README job (at most 10 minutes with its evaluation); `cpu`:
 # at most 45 minutes a run. Each is AdamW with a cosine schedule; the fields
-# are the encoder, augmentation overrides, batch size, steps, learning rate
-# and warmup.
+# are the encoder, augmentation overrides, batch size, steps, learning rate,
+# warmup, and the in-batch InfoNCE temperature (`in_batch_temperature`).
 CPU_RECIPES = {
     "fashion_mnist": {
-        "small": dict(model=dict(name="resnet10", width=16), augment={},
-                      batch_size=128, num_steps=2400, learning_rate=1e-3,
-                      warmup_steps=100),
-        "cpu": dict(model=dict(name="resnet10", width=32), augment={},
-                    batch_size=128, num_steps=6000, learning_rate=1e-3,
-                    warmup_steps=200),
+        "small": dict(model=dict(name="resnet10", stem="cifar_pool",
+                                 width=16), augment={},
+                      batch_size=64, num_steps=4000, learning_rate=1e-3,
+                      warmup_steps=200, temperature=0.1),
+        "cpu": dict(model=dict(name="resnet10", stem="cifar_pool",
+                               width=32), augment={},
+                    batch_size=64, num_steps=8000, learning_rate=1e-3,
+                    warmup_steps=400, temperature=0.1),
     },
     "fsdd": {
-        "small": dict(model=dict(width=16, depth=4), augment={},
-                      batch_size=128, num_steps=1000, learning_rate=1e-3,
-                      warmup_steps=50),
-        "cpu": dict(model=dict(width=32, depth=4), augment={},
-                    batch_size=128, num_steps=3000, learning_rate=1e-3,
-                    warmup_steps=100),
+        "small": dict(model=dict(width=16, depth=4, frame_step=160,
+                                 num_mel_bins=40),
+                      augment=dict(time_max_width=5, freq_max_width=5),
+                      batch_size=128, num_steps=500, learning_rate=1e-3,
+                      warmup_steps=50, temperature=0.5),
+        "cpu": dict(model=dict(width=16, depth=4, frame_step=160,
+                               num_mel_bins=40),
+                    augment=dict(time_max_width=5, freq_max_width=5),
+                    batch_size=128, num_steps=1500, learning_rate=1e-3,
+                    warmup_steps=100, temperature=0.5),
     },
     "uci_hapt": {
         "small": dict(model=dict(width=32, depth=3), augment={},
                       batch_size=128, num_steps=600, learning_rate=1e-3,
-                      warmup_steps=50),
+                      warmup_steps=50, temperature=0.5),
         "cpu": dict(model=dict(width=64, depth=3), augment={},
-                    batch_size=128, num_steps=3000, learning_rate=1e-3,
-                    warmup_steps=100),
+                    batch_size=128, num_steps=1500, learning_rate=1e-3,
+                    warmup_steps=100, temperature=0.5),
     },
 }
 # The other datasets' CPU sizes: the same family, narrower.
@@ -113,6 +119,16 @@ _TINY_MODEL = {
 }
 
 
+def in_batch_temperature(config, default: float = 0.5) -> float:
+  """The temperature of the in-batch InfoNCE family (SimCLR, DCL, HCL, MCL
+  and ClusterNS on SimCLR): the recipe's at the CPU sizes, so that these
+  methods differ only in what their papers add (tau_plus, beta, stages,
+  centroids); `default` (their papers' 0.5) at the other sizes."""
+  if config.size in ("small", "cpu") and config.dataset in CPU_RECIPES:
+    return CPU_RECIPES[config.dataset][config.size]["temperature"]
+  return default
+
+
 def _cpu_recipe(dataset: str, size: str) -> dict:
   """The recipe of a CPU size (`small` or `cpu`) for `dataset`."""
   recipe = CPU_RECIPES.get(dataset, {}).get(size)
@@ -120,7 +136,7 @@ def _cpu_recipe(dataset: str, size: str) -> dict:
     recipe = dict(model=dict(_SMALL_MODEL.get(
         DATASETS[dataset]["model"]["name"], {})), augment={},
                   batch_size=128, num_steps=300 if size == "small" else 3000,
-                  learning_rate=1e-3, warmup_steps=50)
+                  learning_rate=1e-3, warmup_steps=50, temperature=0.5)
   return recipe
 
 
@@ -211,6 +227,9 @@ def base_config(arg: str | None) -> ml_collections.ConfigDict:
         num_steps=recipe["num_steps"], log_every=50,
         checkpoint_every=max(200, recipe["num_steps"] // 5), eval_every=0)
     config.moco.update(queue_size=32 * recipe["batch_size"])
+  if size == "small":
+    # The README job prints its accuracy beside these (evaluated the same way).
+    config.eval.baselines = ("random_init", "input")
   if size == "tiny":
     config.optimizer.update(name="adamw", learning_rate=1e-3, lr_scaling="none",
                             warmup_steps=1, weight_decay=1e-4)

@@ -50,7 +50,9 @@ def get_config(arg: str | None = None):
   if config.method == "moco":
     config.loss = dict(name="infonce", temperature=0.2, symmetric_queue=True)
   else:
-    config.loss = dict(name="infonce", temperature=0.5, symmetric=False)
+    config.loss = dict(name="infonce",
+                       temperature=common.in_batch_temperature(config),
+                       symmetric=False)
   # num_clusters ~ the number of classes; min_negatives is per anchor at the
   # sample level (in SimCLR mode each sample gives two negative views).
   config.mcl = dict(

@@ -19,8 +19,9 @@ Names (`INPUT_FEATURES`, by modality):
     window (`9 * C` numbers: 54 for UCI HAPT's six channels), each
     standardised with the training split's mean and standard deviation.
 * audio (`[T]` waveforms)
-  - `logmel`: the log-mel spectrogram of the clip (the audio encoder's own
-    front end, `contrastive.models.audio_frontend`), flattened and
+  - `logmel`: the log-mel spectrogram of the clip (the audio encoder's front
+    end, `contrastive.models.audio_frontend`, with its defaults unless
+    `frontend` says otherwise: 64 mels every 10 ms), flattened and
     standardised per entry.
   - `mfcc_stats`: 20 MFCCs per frame (the orthonormal DCT-II of the
     log-mels), their mean and standard deviation over the frames that lie
@@ -145,18 +146,6 @@ def names_for(modality: str) -> tuple[str, ...]:
   return tuple(n for n, s in INPUT_FEATURES.items() if s.modality == modality)
 
 
-def frontend_kwargs(model_config: Mapping[str, Any] | None) -> dict[str, Any]:
-  """The log-mel front end's arguments found in an audio model's config, so
-  that `logmel` and `mfcc_stats` see what the encoder's front end sees."""
-  if model_config is None:
-    return {}
-  if hasattr(model_config, "to_dict"):
-    model_config = model_config.to_dict()
-  names = set(inspect.signature(
-      audio_frontend.log_mel_spectrogram).parameters) - {"waveform"}
-  return {k: v for k, v in dict(model_config).items() if k in names}
-
-
 @functools.partial(jax.jit, static_argnames=("name", "frontend_items"))
 def _raw_batch(x, length, *, name: str, frontend_items: tuple) -> Array:
   return INPUT_FEATURES[name].fn(x, length, dict(frontend_items))
@@ -213,7 +202,7 @@ def input_features(name: str, train, test, *,
       standardise both splits.
     test: the test split.
     frontend: log-mel front-end arguments for the audio representations
-      (`frontend_kwargs(config.model)`); the front end's defaults otherwise.
+      (`audio_frontend.log_mel_spectrogram`'s); its defaults otherwise.
     batch_size: examples per compiled batch.
 
   Returns:

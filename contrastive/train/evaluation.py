@@ -144,9 +144,11 @@ def input_baseline(exp, name: str) -> dict[str, float]:
   (`contrastive.evaluate.input_features`) of the run's data, on the same
   examples as `final`."""
   cfg = exp.config.eval
+  # The audio representations use the front end's own defaults (64 mels
+  # every 10 ms), whatever the encoder's: a recipe that gives its encoder a
+  # coarser front end must not weaken the baseline it is compared with.
   train_f, test_f = input_features.input_features(
-      name, exp.train_data, exp.test_data,
-      frontend=input_features.frontend_kwargs(exp.config.model))
+      name, exp.train_data, exp.test_data)
   train_idx, train = _labelled_subset(exp.train_data,
                                       cfg.get("max_train_examples"))
   test_idx, test = _labelled_subset(exp.test_data, cfg.get("max_test_examples"),

@@ -129,13 +129,10 @@ def test_mfcc_stats_use_only_the_frames_inside_each_clip():
   assert np.abs(unmasked - train).max() > 0.1
 
 
-def test_frontend_kwargs_pick_the_front_end_fields_of_a_model_config():
-  config = {"name": "audio_cnn", "width": 8, "num_mel_bins": 40,
-            "frame_step": 160, "bn_sums": "auto"}
-  assert inp.frontend_kwargs(config) == {"num_mel_bins": 40,
-                                         "frame_step": 160}
+def test_names_by_modality():
   assert inp.names_for("audio") == ("logmel", "mfcc_stats")
   assert inp.names_for("image") == ("pixels",)
+  assert inp.names_for("sensor") == ("windows", "summary_stats")
 
 
 def test_bad_names_say_what_is_valid():
