@@ -80,11 +80,11 @@ CPU_RECIPES = {
         "small": dict(model=dict(name="resnet10", stem="cifar_pool",
                                  width=16), augment={},
                       batch_size=64, num_steps=4000, learning_rate=1e-3,
-                      warmup_steps=200, temperature=0.1),
+                      warmup_steps=200, temperature=0.05),
         "cpu": dict(model=dict(name="resnet10", stem="cifar_pool",
-                               width=32), augment={},
-                    batch_size=64, num_steps=8000, learning_rate=1e-3,
-                    warmup_steps=400, temperature=0.1),
+                               width=24), augment={},
+                    batch_size=64, num_steps=5000, learning_rate=1e-3,
+                    warmup_steps=250, temperature=0.05),
     },
     "fsdd": {
         "small": dict(model=dict(width=16, depth=4, frame_step=160,
@@ -95,7 +95,7 @@ CPU_RECIPES = {
         "cpu": dict(model=dict(width=16, depth=4, frame_step=160,
                                num_mel_bins=40),
                     augment=dict(time_max_width=5, freq_max_width=5),
-                    batch_size=128, num_steps=1500, learning_rate=1e-3,
+                    batch_size=128, num_steps=1000, learning_rate=1e-3,
                     warmup_steps=100, temperature=0.5),
     },
     "uci_hapt": {
@@ -103,7 +103,7 @@ CPU_RECIPES = {
                       batch_size=128, num_steps=600, learning_rate=1e-3,
                       warmup_steps=50, temperature=0.5),
         "cpu": dict(model=dict(width=64, depth=3), augment={},
-                    batch_size=128, num_steps=1500, learning_rate=1e-3,
+                    batch_size=128, num_steps=1000, learning_rate=1e-3,
                     warmup_steps=100, temperature=0.5),
     },
 }
