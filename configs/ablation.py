@@ -228,7 +228,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     batch, queue = 16, 64  # the tiny size's
     sweep.size = "tiny"
     sweep.datasets = ("uci_hapt",)
-    sweep.methods = ("random_init", "simclr", "supervised")
+    sweep.methods = ("random_init", "input_summary_stats", "simclr",
+                     "supervised")
     sweep.seeds = (0, 1)
     sweep.histogram_examples = 64
     sweep.run_overrides = dict(

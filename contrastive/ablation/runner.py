@@ -205,7 +205,8 @@ def _run_group(group: Sequence[grid_lib.Run], sweep, workdir: str, train_fns,
   cpu = time.process_time() - cpu_start
   records = []
   for run, run_dir, status in zip(group, dirs, statuses):
-    if status["status"] == "done" and histograms:
+    # Input representations have no encoder, hence no view similarities.
+    if status["status"] == "done" and histograms and run.kind != "input":
       _write_histogram(run, grid_lib.run_config(run, sweep, configs_dir),
                        run_dir, int(sweep.get("histogram_examples", 512)))
     if status["status"] == "failed":

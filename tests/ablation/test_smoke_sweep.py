@@ -78,7 +78,17 @@ def test_table_matches_the_runs_results(sweep):
   _, workdir, _ = sweep
   table = {r["method"]: r for r in json.loads(
       (workdir / "summary.json").read_text())}
-  assert list(table) == ["random_init", "simclr", "supervised", "broken"]
+  assert list(table) == ["random_init", "input_summary_stats", "simclr",
+                         "supervised", "broken"]
+  # The input row: one seed, scored without training, no view histogram.
+  stats = json.loads((workdir / "runs" / "uci_hapt__input_summary_stats__seed0"
+                      / "results.json").read_text())
+  assert table["input_summary_stats"]["seeds"] == 1
+  assert table["input_summary_stats"]["linear_probe_accuracy_mean"] == (
+      pytest.approx(stats["linear_probe_accuracy"]))
+  assert stats["step"] == 0 and 0.5 < stats["linear_probe_accuracy"] <= 1
+  assert not (workdir / "runs" / "uci_hapt__input_summary_stats__seed0"
+              / "similarities.json").exists()
   for method in ("random_init", "simclr", "supervised"):
     results = [json.loads((workdir / "runs" / f"uci_hapt__{method}__seed{s}"
                            / "results.json").read_text()) for s in (0, 1)]
@@ -93,7 +103,7 @@ def test_table_matches_the_runs_results(sweep):
     assert 0 < table[method]["nuisance_chance_accuracy_mean"] < 1
   assert table["broken"]["linear_probe_accuracy_mean"] is None
   md = (workdir / "summary.md").read_text()
-  assert "8 runs (6 done, 2 failed)" in md
+  assert "9 runs (7 done, 2 failed)" in md
   for name in ("accuracy.png", "curves.png", "similarities.png",
                "summary.csv"):
     assert (workdir / name).stat().st_size > 0
