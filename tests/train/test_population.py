@@ -11,12 +11,11 @@ import pytest
 
 from configs import mcl
 from configs import simclr
-from contrastive.train import experiment
 from contrastive.train import population
-from contrastive.train.checkpoint import Checkpointer, abstract_like
 from contrastive.train.loop import train_and_evaluate
 from contrastive.train.loop import train_population
 from tests.train.test_resume import StopAfter
+from tests.train.test_resume import final_state as _state
 
 STEPS = 3
 
@@ -28,16 +27,6 @@ def _config(seed=0, **loss):
   config.seed = seed
   config.loss.update(loss)
   return config
-
-
-def _state(config, workdir):
-  exp = experiment.build_experiment(config)
-  shapes = experiment.abstract_state(exp)
-  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
-  state, data = ckpt.restore(
-      abstract_like(shapes, experiment.state_shardings(exp, shapes)))
-  ckpt.close()
-  return jax.device_get(state), data
 
 
 def _losses(workdir):

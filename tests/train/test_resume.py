@@ -43,7 +43,7 @@ def _config():
   return config
 
 
-def _final_state(config, workdir):
+def final_state(config, workdir):
   exp = experiment.build_experiment(config)
   shapes = experiment.abstract_state(exp)
   target = abstract_like(shapes, experiment.state_shardings(exp, shapes))
@@ -62,8 +62,8 @@ def test_interrupted_run_resumes_bitwise(tmp_path):
   assert stopped == {"preempted": True, "step": 2}
   resumed = train_and_evaluate(config, str(tmp_path / "resumed"))
   assert resumed["step"] == 5
-  a, data_a = _final_state(config, tmp_path / "straight")
-  b, data_b = _final_state(config, tmp_path / "resumed")
+  a, data_a = final_state(config, tmp_path / "straight")
+  b, data_b = final_state(config, tmp_path / "resumed")
   assert data_a == data_b
   leaves_a, tree_a = jax.tree.flatten(a)
   leaves_b, tree_b = jax.tree.flatten(b)
