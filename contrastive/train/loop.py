@@ -205,6 +205,66 @@ def _finish(member: _Member, state, input_cache: dict) -> dict[str, Any]:
   return results
 
 
+class _TrainClock:
+  """CPU (all threads) and wall seconds spent training, without evaluation
+  and checkpoints (for learning curves against CPU minutes), and the rate
+  since the last logged step."""
+
+  def __init__(self, step: int):
+    self.cpu = self.wall = 0.0
+    self.resume()
+    self._logged_at, self._logged_step = time.perf_counter(), step
+
+  def resume(self) -> None:
+    self._cpu, self._wall = time.process_time(), time.perf_counter()
+
+  def pause(self) -> None:
+    self.cpu += time.process_time() - self._cpu
+    self.wall += time.perf_counter() - self._wall
+
+  def steps_per_sec(self, step: int) -> float:
+    return (step - self._logged_step) / max(
+        time.perf_counter() - self._logged_at, 1e-9)
+
+  def mark_logged(self, step: int) -> None:
+    self._logged_at, self._logged_step = time.perf_counter(), step
+
+
+def _run_hooks(active: Sequence[_Member], executor, step: int) -> None:
+  for m in active:
+    for hook in m.hooks:
+      state, hook_metrics = hook.before_step(executor.state(m.index), step)
+      executor.set_state(m.index, state)
+      if hook_metrics:
+        m.writer.write(step, hook_metrics)
+
+
+def _log(m: _Member, values: dict[str, Any], done: int, base, clock,
+         members: Sequence[_Member], bar) -> None:
+  """Writes a member's logged step; fails it on a non-finite loss."""
+  if not np.isfinite(values["loss"]):
+    _fail(m, FloatingPointError(
+        f"loss is {values['loss']} at step {done}; lower the learning rate"
+        f" or raise the temperature (see {m.workdir}/metrics.jsonl)."))
+    return
+  rate = clock.steps_per_sec(done)
+  # A population's time is shared by its members still training.
+  share = max(1, sum(x.error is None for x in members))
+  learning_rate = base.lr_schedule(m.exp.optimizer_step(done - 1))
+  if m.hparams and "learning_rate_scale" in m.hparams:
+    learning_rate *= float(m.hparams["learning_rate_scale"])
+  values.update(
+      steps_per_sec=rate, examples_per_sec=rate * base.batch_size,
+      learning_rate=learning_rate,
+      train_cpu_s=m.cpu_offset + clock.cpu / share,
+      train_wall_s=m.wall_offset + clock.wall / share)
+  m.writer.write(done, values)
+  if bar is not None and m.index == min(x.index for x in members
+                                        if x.error is None):
+    bar.set_postfix(loss=f"{values['loss']:.4f}",
+                    ex_per_s=f"{rate * base.batch_size:.0f}")
+
+
 def train_population(configs: Sequence[Any], workdirs: Sequence[str], *,
                      execution: str = "auto",
                      guard: PreemptionGuard | None = None
@@ -251,11 +311,7 @@ def train_population(configs: Sequence[Any], workdirs: Sequence[str], *,
   start = min(m.step for m in members)
   bar = _progress(num_steps, start, is_main and train_cfg.get("progress", True))
   guard = guard or PreemptionGuard()
-  # Training time, without evaluation and checkpoints: for learning curves
-  # of accuracy against CPU minutes.
-  cpu_clock, wall_clock = time.process_time(), time.perf_counter()
-  cpu_spent = wall_spent = 0.0
-  last_wall, last_step = wall_clock, start
+  clock = _TrainClock(start)
   preempted, done = False, start
   with guard:
     for step in range(start, num_steps):
@@ -264,59 +320,36 @@ def train_population(configs: Sequence[Any], workdirs: Sequence[str], *,
       active = [m for m in members if m.error is None and m.step == step]
       if not active and not executor.stacked:
         continue
-      for m in active:
-        for hook in m.hooks:
-          state, hook_metrics = hook.before_step(executor.state(m.index), step)
-          executor.set_state(m.index, state)
-          if hook_metrics:
-            m.writer.write(step, hook_metrics)
+      _run_hooks(active, executor, step)
       batches = _member_batches(members, active, executor, base)
-      indices = (list(range(len(members))) if executor.stacked
-                 else [m.index for m in active])
-      metrics = executor.step(
-          indices, batches,
-          hparams if executor.stacked else [m.hparams for m in active])
+      if executor.stacked:
+        metrics = executor.step(range(len(members)), batches, hparams)
+      else:
+        metrics = executor.step([m.index for m in active], batches,
+                                [m.hparams for m in active])
       done = step + 1
       log_now = done % log_every == 0 or done == num_steps
       eval_now = eval_every and done % eval_every == 0 and done != num_steps
       save_now = done % ckpt_every == 0
       if log_now or eval_now or save_now:
         jax.block_until_ready(executor.states)
-        cpu_spent += time.process_time() - cpu_clock
-        wall_spent += time.perf_counter() - wall_clock
+        clock.pause()
       for m in active:
         m.step = done
         if log_now:
-          values = jax.device_get(metrics[m.index])
-          now = time.perf_counter()
-          rate = (done - last_step) / max(now - last_wall, 1e-9)
-          if not np.isfinite(values["loss"]):
-            _fail(m, FloatingPointError(
-                f"loss is {values['loss']} at step {done}; lower the learning"
-                " rate or raise the temperature (see"
-                f" {m.workdir}/metrics.jsonl)."))
-            continue
-          share = max(1, sum(x.error is None for x in members))
-          values.update(
-              steps_per_sec=rate, examples_per_sec=rate * base.batch_size,
-              learning_rate=base.lr_schedule(m.exp.optimizer_step(step)),
-              train_cpu_s=m.cpu_offset + cpu_spent / share,
-              train_wall_s=m.wall_offset + wall_spent / share)
-          if m.hparams and "learning_rate_scale" in m.hparams:
-            values["learning_rate"] *= float(m.hparams["learning_rate_scale"])
-          m.writer.write(done, values)
-          if bar is not None and m.index == active[0].index:
-            bar.set_postfix(loss=f"{values['loss']:.4f}",
-                            ex_per_s=f"{rate * base.batch_size:.0f}")
+          _log(m, jax.device_get(metrics[m.index]), done, base, clock,
+               members, bar)
+        if m.error is not None:
+          continue
         if eval_now:
           m.writer.write(done, evaluation.monitor(m.exp,
                                                   executor.state(m.index)))
         if save_now:
           m.ckpt.save(done, executor.state(m.index), m.iterator.get_state())
       if log_now:
-        last_wall, last_step = time.perf_counter(), done
+        clock.mark_logged(done)
       if log_now or eval_now or save_now:
-        cpu_clock, wall_clock = time.process_time(), time.perf_counter()
+        clock.resume()
       if bar is not None:
         bar.update(1)
       if guard.requested:
