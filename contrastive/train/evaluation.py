@@ -195,16 +195,28 @@ def baselines(exp, input_cache: dict[str, Any] | None = None
 
 
 def results_table(results: dict[str, Any], name: str = "this run") -> str:
-  """The run's kNN and linear-probe accuracy beside its baselines (or each
-  member's, for a population), as a Markdown table (what `launch.main`
-  prints at the end)."""
+  """The run's kNN and linear-probe accuracy beside its baselines, as a
+  Markdown table (what `launch.main` prints at the end). For a population,
+  one row per member, their mean, and each baseline's mean over the members
+  (the random-init encoder differs by seed; the input features do not)."""
   members = results.get("members")
+  metrics = ("knn_accuracy", "linear_probe_accuracy")
   if members:
-    rows = [(f"{name} {member}", r) for member, r in members.items()]
-    first = next(iter(members.values()))
+    scored = {m: r for m, r in members.items() if "knn_accuracy" in r}
+    rows = [(f"{name} {member}", r) for member, r in scored.items()]
+    if len(scored) > 1:
+      rows.append((f"{name}, mean of {len(scored)}", {
+          k: float(np.mean([r[k] for r in scored.values()])) for k in metrics}))
+    baselines: dict[str, list] = {}
+    for r in scored.values():
+      for label, b in r.get("baselines", {}).items():
+        baselines.setdefault(label, []).append(b)
+    for label, bs in baselines.items():
+      same = all(b[k] == bs[0][k] for b in bs for k in metrics)
+      rows.append((label if same else f"{label}, mean of {len(bs)}",
+                   {k: float(np.mean([b[k] for b in bs])) for k in metrics}))
   else:
-    rows, first = [(name, results)], results
-  rows += list(first.get("baselines", {}).items())
+    rows = [(name, results), *results.get("baselines", {}).items()]
   lines = ["| representation | kNN % | linear probe % |", "|---|---:|---:|"]
   for label, r in rows:
     if "knn_accuracy" not in r:

@@ -164,3 +164,21 @@ def test_baselines_are_scored_on_the_final_protocol(tmp_path):
   table = evaluation.results_table(results, "simclr")
   assert "| input_summary_stats |" in table and "| random_init |" in table
   assert table.splitlines()[2].startswith("| simclr |")
+
+
+def test_results_table_of_a_population_averages_members_and_baselines():
+  member = lambda knn, probe, rand: {
+      "knn_accuracy": knn, "linear_probe_accuracy": probe,
+      "baselines": {"random_init": {"knn_accuracy": rand,
+                                    "linear_probe_accuracy": rand},
+                    "input_pixels": {"knn_accuracy": 0.5,
+                                     "linear_probe_accuracy": 0.25}}}
+  results = {"members": {"seed0": member(0.8, 0.9, 0.6),
+                         "seed1": member(0.7, 0.8, 0.4)}}
+  lines = evaluation.results_table(results, "simclr").splitlines()
+  assert lines[2:] == [
+      "| simclr seed0 | 80.0 | 90.0 |",
+      "| simclr seed1 | 70.0 | 80.0 |",
+      "| simclr, mean of 2 | 75.0 | 85.0 |",
+      "| random_init, mean of 2 | 50.0 | 50.0 |",
+      "| input_pixels | 50.0 | 25.0 |"]
