@@ -10,7 +10,7 @@ Modules:
 - `balanced`: a cluster-balanced `IndexSampler`; `batching` its config.
 - `representation`: embed the training split and cluster it (timed).
 
-Formulas and defaults: ../shared/docs/losses.md. Only the pure modules are
+Formulas and defaults: docs/losses.md. Only the pure modules are
 imported here; `mcl`, `batching`, `hooks` and `representation` depend on
 `contrastive.train` and are imported by name.
 """

@@ -4,7 +4,7 @@ Inputs are projections `[n, d]` (L2-normalised inside); every loss computes
 in float32 and returns `aux` with at least the mean positive and negative
 cosine similarity (`pos_sim`, `neg_sim`) and the top-1 accuracy of the
 positive among the candidates (`top1`). Conventions and formulas:
-`docs` in ../shared/docs/losses.md, summarised in each function's docstring.
+docs/losses.md, summarised in each function's docstring.
 
 | function | method |
 |---|---|

@@ -1,6 +1,6 @@
 """Hard-negative mining: the most similar allowed candidates of each anchor.
 
-MoCo with hard-negative filtering (see `losses.md`, "Momentum contrast with
+MoCo with hard-negative filtering (see `docs/losses.md`, "Momentum contrast with
 dual-view loss and hard-negative filtering") keeps, for each query, only the
 queue keys most similar to it, by a top-k or a cosine threshold.
 

@@ -10,7 +10,7 @@ among the allowed candidates, optionally only the `top_n` most similar ones
 (the paper samples among the retriever's top-ranked documents). `s` is the
 cosine similarity (the library's convention; the paper's retrievers use raw
 dot products, whose scale changes what a given `a` means). Defaults a = 0.5,
-b = 0 as in `losses.md`.
+b = 0 as in `docs/losses.md`.
 
 Everything here is a sampling step and runs under `stop_gradient`. The
 `[n, k]` probabilities are materialised: use `top_n` and a queue of moderate

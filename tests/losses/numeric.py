@@ -20,7 +20,7 @@ def numeric_grad(f, x, eps=1e-6):
 
 def np_kernel(c, kernel, scale):
   """The condition kernel K[i, j] = k(c_i, c_j), unit diagonal, by loops
-  (../shared/docs/losses.md, CCL-K)."""
+  (docs/losses.md, CCL-K)."""
   c = np.asarray(c, np.float64)
   c = c[:, None] if c.ndim == 1 else c
   n = c.shape[0]

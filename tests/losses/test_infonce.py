@@ -1,4 +1,4 @@
-"""InfoNCE against a float64 NumPy reference written from losses.md."""
+"""InfoNCE against a float64 NumPy reference written from docs/losses.md."""
 from __future__ import annotations
 
 import functools

@@ -1,4 +1,4 @@
-"""Tests of CCL-K against a float64 NumPy reference (losses.md)."""
+"""Tests of CCL-K against a float64 NumPy reference (docs/losses.md)."""
 from __future__ import annotations
 
 import math
