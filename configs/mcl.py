@@ -33,6 +33,9 @@ def balanced_batches(size: str) -> dict:
   return {
       "full": dict(num_clusters=64, clusters_per_batch=4,
                    recluster_every=1000),
+      # The CPU sizes train a few thousand steps: recluster a few times.
+      "cpu": dict(num_clusters=32, clusters_per_batch=4,
+                  recluster_every=200),
       "small": dict(num_clusters=32, clusters_per_batch=4,
                     recluster_every=200),
       "tiny": dict(num_clusters=4, clusters_per_batch=2, recluster_every=2,

@@ -56,6 +56,13 @@ def test_every_method_config_builds_its_objective():
   build_objective(config.loss, config.method)
 
 
+@pytest.mark.parametrize("size", common.SIZES)
+def test_cluster_balanced_configs_build_at_every_size(size):
+  for module in (mcl, clusterns):
+    config = module.get_config(f"uci_hapt,{size},balanced")
+    assert config.balanced_batches.clusters_per_batch >= 1
+
+
 def test_fair_mode_needs_a_nuisance_variable():
   with pytest.raises(ValueError, match="nuisance variable"):
     cclk.get_config("fashion_mnist,tiny,fair")
