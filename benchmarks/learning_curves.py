@@ -31,6 +31,7 @@ import os
 import pathlib
 import time
 
+import numpy as np
 
 from contrastive.ablation import grid
 
@@ -108,21 +109,24 @@ def _points(workdir: str) -> dict[str, list[float]]:
   """(train CPU minutes, kNN, probe) at each evaluation, and at the end."""
   rows = [json.loads(line) for line in open(os.path.join(workdir,
                                                          "metrics.jsonl"))]
-  cpu, out = {}, {"cpu_min": [], "knn": [], "probe": [], "step": []}
-  for row in rows:
-    if "train_cpu_s" in row:
-      cpu[row["step"]] = row["train_cpu_s"] / 60
+  logged = sorted({int(r["step"]): r["train_cpu_s"] / 60 for r in rows
+                   if "train_cpu_s" in r}.items())
   results = json.load(open(os.path.join(workdir, "results.json")))
-  evals = [(r["step"], r["knn_monitor"], r["probe_monitor"]) for r in rows
-           if "probe_monitor" in r]
-  evals.append((results["step"], results["knn_accuracy"],
-                results["linear_probe_accuracy"]))
-  for step, knn, probe in evals:
-    if step in cpu:
-      out["cpu_min"].append(cpu[step])
-      out["knn"].append(100 * knn)
-      out["probe"].append(100 * probe)
-      out["step"].append(step)
+  evals = {int(r["step"]): (r["knn_monitor"], r["probe_monitor"])
+           for r in rows if "probe_monitor" in r}
+  evals[int(results["step"])] = (results["knn_accuracy"],
+                                 results["linear_probe_accuracy"])
+  out = {"cpu_min": [], "knn": [], "probe": [], "step": []}
+  if not logged:
+    return out
+  steps, minutes = (np.array(v, dtype=float) for v in zip(*logged))
+  for step, (knn, probe) in sorted(evals.items()):
+    # The training clock is logged every `log_every` steps; an evaluation
+    # between two log rows reads it by linear interpolation.
+    out["cpu_min"].append(float(np.interp(step, steps, minutes)))
+    out["knn"].append(100 * knn)
+    out["probe"].append(100 * probe)
+    out["step"].append(step)
   return out
 
 
