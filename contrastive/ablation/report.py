@@ -18,7 +18,7 @@ def sweep_wall_time(workdir: str) -> float:
 
 
 def caption(workdir: str) -> str:
-  """'N runs (d done, f failed) on <hardware>, wall time H h M min.'"""
+  """'N runs (d done, f failed) on <hardware>; wall times.'"""
   with open(os.path.join(workdir, "sweep.json")) as f:
     meta = json.load(f)
   records = aggregate.collect(workdir)
@@ -28,14 +28,18 @@ def caption(workdir: str) -> str:
   machine = hw.get("processor") or hw.get("platform", "?")
   devices = ", ".join(hw.get("devices", []))
   minutes = sweep_wall_time(workdir) / 60
+  # A session killed before its end records no wall time; the runs' own
+  # times (a population's members share its wall time) always add up.
+  run_minutes = sum(float(r.get("wall_s") or 0.0) for r in records) / 60
   unfinished = len(meta["run_ids"]) - done - failed
   counts = f"{done} done, {failed} failed" + (
       f", {unfinished} not finished" if unfinished else "")
   return (f"{len(meta['run_ids'])} runs ({counts}) on"
           f" {hw.get('cpu_count', '?')} CPU cores ({machine}, jax"
-          f" {hw.get('jax', '?')}, devices: {devices}), wall time"
-          f" {int(minutes // 60)} h {minutes % 60:.0f} min. Mean ± sample std"
-          " over seeds.")
+          f" {hw.get('jax', '?')}, devices: {devices}); finished sessions'"
+          f" wall time {int(minutes // 60)} h {minutes % 60:.0f} min, the"
+          f" runs' wall times summed {int(run_minutes // 60)} h"
+          f" {run_minutes % 60:.0f} min. Mean ± sample std over seeds.")
 
 
 def write_report(workdir: str) -> dict[str, Any]:
