@@ -1,57 +1,72 @@
-"""The ablation grid: methods x datasets x seeds, run by launch/ablate.py.
+"""The ablation grids: methods x datasets x seeds, run by launch/ablate.py.
 
   python -m launch.ablate --config=configs/ablation.py:default --workdir=/tmp/ablation
+  python -m launch.ablate --config=configs/ablation.py:quick --workdir=/tmp/quick
+  python -m launch.ablate --config=configs/ablation.py:cpu --workdir=/tmp/cpu_sweep
   python -m launch.ablate --config=configs/ablation.py:smoke --workdir=/tmp/smoke
 
-`default` is the table of the README: every method on Fashion-MNIST (image),
-FSDD (audio) and UCI HAPT (IMU), 3 seeds. `smoke` is the seconds-scale
-version the tests run end to end. Any field can be overridden, e.g.
-`--config.seeds="(0,)" --config.methods="('simclr','dcl')"`.
+Any field can be overridden, e.g. `--config.seeds="(0,1,2)"
+--config.methods="('simclr','dcl')" --config.datasets="('uci_hapt',)"`; the
+sweep resumes where it stopped (finished runs are skipped).
 
-The rows:
-- `random_init`: the encoder at initialisation, evaluated (0 steps): the
-  floor any method must beat.
+Grids:
+- `default`: the README's table. Every row below on Fashion-MNIST (image),
+  FSDD (audio) and UCI HAPT (IMU), seeds 0-4. Seed s of every method
+  starts from the same initialisation and sees the same data order, so
+  methods are compared paired by seed: each row's difference to SimCLR
+  with a 95 % interval over the seeds, and the papers' claims
+  (`HYPOTHESES`) marked confirmed, refuted or inconclusive
+  (contrastive/ablation/statistics.py).
+- `quick`: random init, the input rows, SimCLR, DCL, HCL and supervised,
+  seeds 0-2: the same runs as those rows of `default` (a `quick` workdir's
+  runs are `default`'s).
+- `cpu`: SimCLR and the supervised ceiling at each dataset's `cpu` recipe
+  (configs/common.py), beside random init and the input rows, seeds 0-2,
+  SimCLR's learning curve on the full splits at 5 points.
+- `smoke`: seconds; the tests run it end to end.
+
+Rows:
+- `random_init`: the encoder at initialisation, evaluated (0 steps).
+- `input_*`: the dataset's input features scored by the same kNN and probe
+  (contrastive/evaluate/input_features.py): Fashion-MNIST pixels; FSDD
+  log-mel frames and MFCC statistics; HAPT standardised windows and
+  per-channel summary statistics. Deterministic: one seed.
 - `simclr`, `dcl`, `hcl`, `moco`, `moco_filtered`, `cclk` (hard-negative
   mode), `cclk_fair` (conditioned on the speaker / subject: FSDD and HAPT
-  only), `decoupled_uniformity`, `mcl`, `clusterns`: the methods' own
-  configs (configs/<name>.py) with the shared budget below.
+  only), `decoupled_uniformity`, `mcl`, `clusterns`, `simans`: the methods'
+  own configs (configs/<name>.py) at the budget below. The in-batch InfoNCE
+  family (SimCLR, DCL, HCL, MCL, ClusterNS) shares the recipe's temperature.
 - `supcon` and `supervised` (cross-entropy, contrastive/ablation/
-  supervised.py): label-using ceilings.
+  supervised.py): label-using ceilings at the same budget.
 
-Sizing of `default`: the whole grid (114 runs: 13 rows x 3 datasets, CCL-K
-fair not on Fashion-MNIST, x 3 seeds) must finish within 2 hours on a 2-core
-CPU. A run's cost is XLA compilation (init, train step, evaluation: 15-40 s
-of CPU) plus its steps plus a fixed evaluation. The sweep keeps a persistent
-compilation cache in its workdir, so seeds 1 and 2 of a (dataset, method),
-and every run's evaluation programs after the dataset's first, load their
-programs instead of compiling them. Measured on the project's 2-core machine
-(CPU seconds of one run; its wall time was 1.0-1.9x that while other jobs,
-load 4-10, shared the machine; a lone process ran at wall = CPU), at batch
-64:
+Budget: each dataset's `small` recipe (encoder, augmentations, temperature)
+at batch 64 for `BUDGET` steps (Fashion-MNIST 250, FSDD 150, HAPT 250; a
+tenth of them warm-up), every run evaluated on the full splits. The seeds
+of a (dataset, method) train as one population (members in sequence on a
+CPU, sharing compiled programs, data and evaluation; see
+benchmarks/README.md, "Populations").
 
-  dataset        encoder (width)   CPU s / step   fixed eval   seed 0 extra
-  fashion_mnist  ResNet-18 (8)     0.25           ~11 s        ~25-35 s
-  fsdd           audio CNN (4)     0.55           ~12 s        ~20-35 s
-  uci_hapt       1-D ResNet (16)   0.12           ~8 s         ~36 s
+Cost, measured on the project's 2-core CPU (2026-12-03, the runs'
+`status.json`; the learning curves or the test suite shared the machine
+throughout, so each run had about one core and its CPU time was about its
+wall time). Wall seconds a member:
 
-MoCo's steps cost ~1.25-1.35x (momentum encoder), the supervised
-baseline's ~0.6x (one view); MCL adds a clustering pass over the training
-set (Fashion-MNIST ~58 s, FSDD ~60 s, HAPT ~37 s). Whole runs with this
-budget (CPU s, seed 1 / seed 0): FSDD SimCLR 44 / 77, ClusterNS 48 / 67;
-HAPT SimCLR 26 / 62; and at the same cost per run at batch 128 with half the
-steps: Fashion-MNIST random init 9 / 42, MoCo 40 / 64, supervised 27 / 45;
-FSDD MoCo 60 / 71, supervised 32 / 51; MCL (batch 128, 60 / 40 / 150
-steps) 107 (Fashion-MNIST), 117 (FSDD), 79 (HAPT). Summed over the grid
-this comes to ~5,500 CPU s, ~90 min at wall = CPU (`--list_runs` prints
-the grid). It buys little training: 100 Fashion-MNIST steps (6,400
-images), 60 FSDD steps (~1.4 epochs), 200 HAPT steps (~1.8 epochs), at
-batch 64 (126 in-batch negatives, a 512-key MoCo
-queue, 64 ClusterNS centroids). The table compares methods at a short,
-equal budget, not at convergence; at this budget a random-init encoder is a
-strong floor on Fashion-MNIST (its linear probe matched or beat SimCLR's
-in the sizing runs). MCL's two stages (a fresh encoder each) share the
-budget's steps, half each; as the method prescribes, its kNN and probe see
-both stages' features concatenated (twice the others' dimensions).
+  UCI HAPT       random init 6, inputs 5-6, SimCLR 55, DCL 55, HCL 54,
+                 MoCo 66, MoCo filtered 64, CCL-K 67, CCL-K fair 67,
+                 decoupled uniformity 54, MCL 63, ClusterNS 54, SimANS 66,
+                 SupCon 53, supervised 34: the dataset's 67 runs, 63 min.
+  FSDD           random init 7, inputs 7-16, SimCLR 60, DCL 62, HCL 64,
+                 MoCo 78, MoCo filtered 89 (the other rows: see the
+                 sweep's summary; ~75 min for the dataset, extrapolated).
+  Fashion-MNIST  random init 27, pixels 24 (the trained rows not yet
+                 measured; ~65 s a member expected from the README job's
+                 step time and its 20-25 s evaluation on the full splits).
+
+So `default` comes to about 3.5 hours on this machine shared with one
+other job, to be confirmed by a complete run, and `quick` to about 35
+minutes (the same runs' seeds 0-2), over its 30-minute target when shared;
+running alone, a run has both cores. The steps dominate (HAPT SimCLR: 49 of
+55 s), so the cost is the budget's steps times the recipe's step time.
 """
 from __future__ import annotations
 
