@@ -49,13 +49,26 @@ def _check_filter(top_k: Any, threshold: Any, num_negatives: int) -> None:
       )
 
 
-def _check_queries(pairs: Sequence[tuple[str, Any]], negatives: Any) -> None:
+def _check_queries(pairs: Sequence[tuple[str, Any]], negatives: Any,
+                   negative_mask: Any = None,
+                   mask_name: str = "negative_mask") -> None:
   first_name, first = pairs[0]
   for name, x in pairs:
     _common.check_rank(name, x, 2, "[n, d] projections")
     _common.check_same_shape(first_name, first, name, x)
   _common.check_rank("negatives", negatives, 2, "[k, d] queue of keys")
   _common.check_feature_dim(first_name, first, "negatives", negatives)
+  if negative_mask is None:
+    return
+  expected = (jnp.shape(first)[0], jnp.shape(negatives)[0])
+  if jnp.shape(negative_mask) != expected:
+    raise ValueError(
+        f"{mask_name} must have shape [n, k] = {expected} (queries x queue"
+        f" rows), got {jnp.shape(negative_mask)}.")
+  if jnp.result_type(negative_mask) != jnp.bool_:
+    raise ValueError(
+        f"{mask_name} must be boolean (True = allowed negative, e.g. a filled"
+        f" queue slot), got dtype {jnp.result_type(negative_mask)}.")
 
 
 def filtered_infonce(
@@ -66,6 +79,7 @@ def filtered_infonce(
     temperature: float,
     top_k: int | None = None,
     threshold: float | None = None,
+    negative_mask: Array | None = None,
     streaming: bool | None = None,
     chunk_size: int = 4096,
 ) -> tuple[Array, Mapping[str, Array]]:
@@ -79,7 +93,9 @@ def filtered_infonce(
   query with no negative above `threshold` has loss 0
   (`aux['frac_without_negatives']`). Both filters work streamed: top-k by a
   running top-k over chunks, then the streamed log-sum-exp with a per-query
-  similarity floor.
+  similarity floor. `negative_mask` removes queue rows before the filter
+  (a training queue's empty slots, say): top-k chooses among the allowed rows
+  only, and a query with fewer than `top_k` allowed rows keeps them all.
 
   Args:
     q: `[n, d]` queries (online encoder).
@@ -88,6 +104,8 @@ def filtered_infonce(
     temperature: `t > 0` (MoCo v1: 0.07, v2: 0.2).
     top_k: optional int in [1, k].
     threshold: optional cosine in [-1, 1).
+    negative_mask: optional `[n, k]` bool, True = the queue row may be a
+      negative of the query.
     streaming: None = streamed iff k >= 16,384; True/False force it.
     chunk_size: queue rows per chunk of the streamed form.
 
@@ -101,17 +119,17 @@ def filtered_infonce(
     >>> queue = jax.random.normal(jax.random.key(2), (256, 16))
     >>> loss, aux = filtered_infonce(q, k, queue, temperature=0.2, top_k=64)
   """
-  _check_queries([("q", q), ("k", k)], negatives)
+  _check_queries([("q", q), ("k", k)], negatives, negative_mask)
   _check_filter(top_k, threshold, jnp.shape(negatives)[0])
   _common.check_positive("temperature", temperature)
   streaming_lib.check_chunk_size(chunk_size)
   stream = use_streaming(streaming, negatives)
-  (problem,) = anchor_problems(q, k, negatives)
+  (problem,) = anchor_problems(q, k, negatives, negative_mask)
   floor = None
   if top_k is not None:
     kth = streaming_lib.kth_largest_similarity(
-        problem.anchors, problem.bank, top_k, streaming=stream,
-        chunk_size=chunk_size)
+        problem.anchors, problem.bank, top_k, mask=problem.mask,
+        streaming=stream, chunk_size=chunk_size)
     floor = kth - streaming_lib.TOP_K_TIE_TOLERANCE
   elif threshold is not None:
     # The engine keeps sims >= floor; the next float up makes it "> threshold".
@@ -135,6 +153,7 @@ def dual_view_moco(
     temperature: float,
     top_k: int | None = None,
     threshold: float | None = None,
+    negative_mask: Array | tuple[Array, Array] | None = None,
     streaming: bool | None = None,
     chunk_size: int = 4096,
 ) -> tuple[Array, Mapping[str, Array]]:
@@ -162,6 +181,8 @@ def dual_view_moco(
     temperature: `t > 0`.
     top_k: optional int, negatives kept per query (see `filtered_infonce`).
     threshold: optional cosine; keep negatives above it.
+    negative_mask: optional `[n, k]` bool (True = allowed negative) for a
+      shared queue, or a pair of them, one per queue, for a pair of queues.
     streaming: None = streamed iff a queue has >= 16,384 rows.
     chunk_size: queue rows per chunk of the streamed form.
 
@@ -182,15 +203,30 @@ def dual_view_moco(
           f" got a sequence of {len(negatives)}."
       )
     queue_1, queue_2 = negatives
+    if negative_mask is None:
+      mask_1 = mask_2 = None
+    elif isinstance(negative_mask, (tuple, list)) and len(negative_mask) == 2:
+      mask_1, mask_2 = negative_mask
+    else:
+      raise ValueError(
+          "With a pair of queues, negative_mask must be a pair of [n, k]"
+          " masks (one per queue) or None.")
   else:
     queue_1 = queue_2 = negatives
+    if isinstance(negative_mask, (tuple, list)):
+      raise ValueError(
+          "With one shared queue, negative_mask must be one [n, k] mask,"
+          f" got a sequence of {len(negative_mask)}.")
+    mask_1 = mask_2 = negative_mask
   views = [("q1", q1), ("k1", k1), ("q2", q2), ("k2", k2)]
-  _check_queries(views, queue_1)
-  _check_queries(views, queue_2)
+  _check_queries(views, queue_1, mask_1, "negative_mask (queue_1)")
+  _check_queries(views, queue_2, mask_2, "negative_mask (queue_2)")
   kwargs = dict(temperature=temperature, top_k=top_k, threshold=threshold,
                 streaming=streaming, chunk_size=chunk_size)
-  loss_12, aux_12 = filtered_infonce(q1, k2, queue_2, **kwargs)
-  loss_21, aux_21 = filtered_infonce(q2, k1, queue_1, **kwargs)
+  loss_12, aux_12 = filtered_infonce(q1, k2, queue_2, negative_mask=mask_2,
+                                     **kwargs)
+  loss_21, aux_21 = filtered_infonce(q2, k1, queue_1, negative_mask=mask_1,
+                                     **kwargs)
   aux = {name: (aux_12[name] + aux_21[name]) / 2 for name in aux_12}
   aux["loss_12"] = jax.lax.stop_gradient(loss_12)
   aux["loss_21"] = jax.lax.stop_gradient(loss_21)

@@ -106,9 +106,12 @@ def _sampled(fn, proj, batch, negatives, negative_mask, cfg, hparams, *,
 
 
 def _dual_view(fn, proj, batch, negatives, negative_mask, cfg, hparams):
-  del batch, negative_mask, cfg
+  del batch, cfg
   q, k = proj.online, proj.momentum
-  return fn(q[0], k[0], q[1], k[1], negatives, **hparams)
+  # The mask carries the queue's validity: before the queue has filled, its
+  # empty (zero) slots must not act as negatives or win the top-k.
+  return fn(q[0], k[0], q[1], k[1], negatives, negative_mask=negative_mask,
+            **hparams)
 
 
 def _supcon(fn, proj, batch, negatives, negative_mask, cfg, hparams):
@@ -163,7 +166,8 @@ def _specs() -> Mapping[str, _Spec]:
                    _pairwise_queue_symmetric, **masked),
       "simans": _Spec(simans_loss.simans_infonce, both, _sampled, **masked,
                       uses_rng=True),
-      "moco_filtered": _Spec(losses.dual_view_moco, ("moco",), _dual_view),
+      "moco_filtered": _Spec(losses.dual_view_moco, ("moco",), _dual_view,
+                             **masked),
       "supcon": _Spec(losses.supervised_infonce, ("simclr",), _supcon),
       "cclk": _Spec(losses.kernel_conditional_infonce, ("simclr",),
                     _conditional),

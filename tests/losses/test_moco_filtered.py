@@ -24,12 +24,14 @@ def _unit(x):
   return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
-def ref_filtered(q, k, negatives, t, top_k=None, threshold=None):
-  """Mean over queries of InfoNCE over the kept queue negatives."""
+def ref_filtered(q, k, negatives, t, top_k=None, threshold=None, mask=None):
+  """Mean over queries of InfoNCE over the kept queue negatives; `mask[i, j]`
+  False removes queue row j from query i's candidates before filtering."""
   uq, uk, queue = _unit(q), _unit(k), _unit(negatives)
   losses = []
   for i in range(len(uq)):
-    sims = sorted((uq[i] @ row for row in queue), reverse=True)
+    sims = sorted((uq[i] @ row for j, row in enumerate(queue)
+                   if mask is None or mask[i][j]), reverse=True)
     if top_k is not None:
       sims = sims[:top_k]
     if threshold is not None:
@@ -130,6 +132,40 @@ def test_threshold_above_every_negative_gives_zero_loss():
     assert all(np.all(g == 0) for g in grads)
 
 
+@pytest.mark.parametrize("kw", _FILTERS, ids=["top_k", "threshold", "none"])
+def test_negative_mask_removes_rows_before_the_filter(kw):
+  q, k, negs = _data()
+  rng = np.random.default_rng(5)
+  mask = rng.random((3, 7)) < 0.6
+  mask[0] = [True, True, False, False, False, False, False]  # < top_k rows
+  want = ref_filtered(q, k, negs, 0.3, mask=mask, **kw)
+  # The mask changes the value: the test can tell it was applied.
+  assert abs(want - ref_filtered(q, k, negs, 0.3, **kw)) > 1e-3
+  grad_want = numeric_grad(
+      lambda x: ref_filtered(x, k, negs, 0.3, mask=mask, **kw), q)
+  for streaming in (False, True):
+    fn = jax.jit(lambda a, b, c, m: filtered_infonce(
+        a, b, c, temperature=0.3, negative_mask=m, streaming=streaming,
+        chunk_size=3, **kw)[0])
+    got = fn(*_f32(q, k, negs), jnp.asarray(mask))
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    grad = jax.grad(fn)(*_f32(q, k, negs), jnp.asarray(mask))
+    np.testing.assert_allclose(grad, grad_want, atol=2e-5, rtol=1e-4)
+
+
+def test_empty_queue_slots_are_never_negatives():
+  """A training queue's unfilled (zero) slots, masked out, change nothing:
+  the loss equals the one over the filled rows alone."""
+  q, k, negs = _f32(*_data())
+  padded = jnp.concatenate([negs, jnp.zeros((5, 4))])
+  valid = jnp.broadcast_to(jnp.arange(12) < 7, (3, 12))
+  for kw in _FILTERS:
+    masked, _ = filtered_infonce(q, k, padded, temperature=0.3,
+                                 negative_mask=valid, **kw)
+    filled, _ = filtered_infonce(q, k, negs, temperature=0.3, **kw)
+    np.testing.assert_allclose(masked, filled, rtol=1e-6)
+
+
 # ----------------------------------------------------------------------------
 # Dual view.
 
@@ -181,6 +217,25 @@ def test_dual_view_single_queue_is_shared():
       dual_view_moco, temperature=0.3, top_k=4))(*_f32(q1, k1, q2, k2, queue))
   np.testing.assert_allclose(shared, ref_dual_view(
       q1, k1, q2, k2, queue, queue, 0.3, top_k=4), rtol=1e-5)
+
+
+def test_dual_view_masks_each_direction():
+  q1, k1, queue_1 = _data(seed=1)
+  q2, k2, queue_2 = _data(seed=2)
+  rng = np.random.default_rng(6)
+  m1, m2 = rng.random((2, 3, 7)) < 0.7
+  want = (ref_filtered(q1, k2, queue_2, 0.3, top_k=4, mask=m2)
+          + ref_filtered(q2, k1, queue_1, 0.3, top_k=4, mask=m1)) / 2
+  got, _ = jax.jit(functools.partial(dual_view_moco, temperature=0.3,
+                                     top_k=4))(
+      *_f32(q1, k1, q2, k2), _f32(queue_1, queue_2),
+      negative_mask=(jnp.asarray(m1), jnp.asarray(m2)))
+  np.testing.assert_allclose(got, want, rtol=1e-5)
+  shared_want = ref_dual_view(q1, k1, q2, k2, queue_1, queue_1, 0.3, top_k=4,
+                              mask=m1)
+  shared, _ = dual_view_moco(*_f32(q1, k1, q2, k2, queue_1), temperature=0.3,
+                             top_k=4, negative_mask=jnp.asarray(m1))
+  np.testing.assert_allclose(shared, shared_want, rtol=1e-5)
 
 
 # ----------------------------------------------------------------------------
@@ -271,3 +326,16 @@ def test_dual_view_errors():
     dual_view_moco(x, x, x, x, (queue, jnp.ones((7, 5))), temperature=0.1)
   with pytest.raises(ValueError, match="at most one of top_k"):
     dual_view_moco(x, x, x, x, queue, temperature=0.1, top_k=1, threshold=0.)
+  mask = jnp.ones((3, 7), bool)
+  with pytest.raises(ValueError, match="pair of \\[n, k\\] masks"):
+    dual_view_moco(x, x, x, x, (queue, queue), temperature=0.1,
+                   negative_mask=mask)
+  with pytest.raises(ValueError, match="one shared queue"):
+    dual_view_moco(x, x, x, x, queue, temperature=0.1,
+                   negative_mask=(mask, mask))
+  with pytest.raises(ValueError, match=r"shape \[n, k\] = \(3, 7\)"):
+    dual_view_moco(x, x, x, x, queue, temperature=0.1,
+                   negative_mask=jnp.ones((3, 6), bool))
+  with pytest.raises(ValueError, match="must be boolean"):
+    filtered_infonce(x, x, queue, temperature=0.1,
+                     negative_mask=jnp.ones((3, 7)))
