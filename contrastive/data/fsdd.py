@@ -50,9 +50,10 @@ def read_wav(path: str | pathlib.Path) -> tuple[np.ndarray, int]:
   """
   try:
     with wave.open(str(path), "rb") as w:
-      channels, width, rate = (
-          w.getnchannels(), w.getsampwidth(), w.getframerate())
-      frames = w.readframes(w.getnframes())
+      channels, width, rate, num_frames = (
+          w.getnchannels(), w.getsampwidth(), w.getframerate(),
+          w.getnframes())
+      frames = w.readframes(num_frames)
   except (wave.Error, EOFError, OSError) as e:
     raise ValueError(
         f"cannot read WAV file {path}: {e}. FSDD recordings are mono PCM"
@@ -61,8 +62,14 @@ def read_wav(path: str | pathlib.Path) -> tuple[np.ndarray, int]:
     raise ValueError(
         f"{path}: expected mono PCM with 1, 2 or 4 bytes per sample, got"
         f" {channels} channels of {width} bytes.")
-  if len(frames) % width:
-    raise ValueError(f"{path}: truncated sample data.")
+  # `wave` returns whatever bytes are left without complaint, so a copy cut
+  # short would otherwise become a shorter clip: compare with the header.
+  if len(frames) != num_frames * width:
+    raise ValueError(
+        f"{path}: truncated WAV file: its header announces {num_frames}"
+        f" frames ({num_frames * width} bytes of samples) but only"
+        f" {len(frames)} bytes follow. Get the file again from"
+        f" {WHERE_TO_GET}.")
   samples = np.frombuffer(frames, _PCM_DTYPES[width]).astype(np.float32)
   if width == 1:
     return (samples - 128.0) / 128.0, rate

@@ -119,6 +119,21 @@ def test_corrupt_wav_names_the_file(tiny_fsdd):
     fsdd.load_fsdd("train", data_dir=folder)
 
 
+@pytest.mark.parametrize("cut", [2, 6, 7])
+def test_truncated_wav_names_the_file_and_the_shortfall(tiny_fsdd, cut):
+  """A copy cut short (even or odd byte count) is an error, not a shorter
+  clip: the header's data-chunk size says how many frames there must be."""
+  folder, contents = tiny_fsdd
+  bad = folder / "recordings" / "8_zoe_7.wav"
+  whole = bad.read_bytes()
+  bad.write_bytes(whole[:-cut])
+  frames = len(contents["8_zoe_7.wav"])
+  with pytest.raises(ValueError, match=rf"8_zoe_7\.wav.*{frames} frames"):
+    fsdd.read_wav(bad)
+  with pytest.raises(ValueError, match=r"8_zoe_7\.wav.*truncated"):
+    fsdd.load_fsdd("train", data_dir=folder)
+
+
 def test_stereo_and_wrong_rate_rejected(tiny_fsdd):
   folder, _ = tiny_fsdd
   path = folder / "recordings" / "3_adam_0.wav"
