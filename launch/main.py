@@ -43,7 +43,11 @@ def main(argv):
   quiet_library_info()
   logging.info("process %d/%d, %d devices", jax.process_index(),
                jax.process_count(), jax.device_count())
-  results = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  from launch import workdir_guard  # pylint: disable=g-import-not-at-top
+  # Remote workdir packages, no empty workdir left by a failed start, and one
+  # line for a full disk.
+  with workdir_guard.guard(_WORKDIR.value):
+    results = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   if jax.process_index() == 0:
     print(json.dumps(results, indent=2))
     if "knn_accuracy" in results or "members" in results:
