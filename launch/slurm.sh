@@ -1,8 +1,20 @@
 #!/usr/bin/env bash
 # Multi-host GPU training under SLURM: one process per node, all its GPUs.
 #
+#   cd /path/to/contrastive
 #   sbatch --nodes=4 --gpus-per-node=8 launch/slurm.sh \
 #       configs/moco.py:cifar10 /shared/runs/moco_cifar10 [--config.x=y ...]
+#
+# sbatch runs a copy of this script from its spool folder, so the repository
+# is found from the environment, not from the script's path:
+# $CONTRASTIVE_REPO if set (submit from anywhere with
+# `sbatch --export=ALL,CONTRASTIVE_REPO=/path/to/contrastive ...`), else
+# $SLURM_SUBMIT_DIR (the folder sbatch was called from), else the folder
+# above this script (running it by hand). A relative WORKDIR is taken from
+# the folder the job starts in, as the user typed it.
+#
+# DRY_RUN=1 prints the commands instead of running them, e.g.
+#   DRY_RUN=1 SLURM_SUBMIT_DIR=$PWD bash launch/slurm.sh CONFIG WORKDIR
 #
 # jax.distributed detects SLURM (SLURM_JOB_NODELIST, SLURM_PROCID, ...): the
 # first node is the coordinator. Re-submitting resumes from the workdir.
@@ -10,9 +22,61 @@
 #SBATCH --ntasks-per-node=1
 #SBATCH --signal=TERM@120
 set -euo pipefail
+
+usage="usage: sbatch [options] launch/slurm.sh CONFIG WORKDIR [--config.x=y ...]"
+if (( $# < 2 )); then
+  echo "slurm.sh: expected CONFIG and WORKDIR, got $# argument(s)." >&2
+  echo "$usage" >&2
+  exit 2
+fi
 config=$1; workdir=$2; shift 2
-cd "$(dirname "$0")/.."
-. .venv/bin/activate
+
+# run CMD...: runs it, or prints it (shell-quoted) under DRY_RUN=1.
+run() {
+  if [[ ${DRY_RUN:-0} == 1 ]]; then
+    local quoted; printf -v quoted '%q ' "$@"; echo "${quoted% }"
+  else
+    "$@"
+  fi
+}
+
+is_repo() { [[ -n $1 && -f $1/launch/main.py && -d $1/contrastive ]]; }
+
+if [[ -n ${CONTRASTIVE_REPO:-} ]]; then
+  repo=$CONTRASTIVE_REPO
+  if ! is_repo "$repo"; then
+    echo "slurm.sh: CONTRASTIVE_REPO=$repo does not hold the contrastive" \
+      "repository (no launch/main.py and contrastive/ there); set it to the" \
+      "repository's root." >&2
+    exit 2
+  fi
+elif is_repo "${SLURM_SUBMIT_DIR:-}"; then
+  repo=$SLURM_SUBMIT_DIR
+elif is_repo "$(cd "$(dirname "$0")/.." && pwd)"; then
+  repo=$(cd "$(dirname "$0")/.." && pwd)
+else
+  echo "slurm.sh: cannot find the contrastive repository:" \
+    "SLURM_SUBMIT_DIR=${SLURM_SUBMIT_DIR:-(unset)} does not hold it, and sbatch" \
+    "runs a copy of this script ($0). Submit from the repository's root" \
+    "(cd /path/to/contrastive && sbatch launch/slurm.sh ...), or set" \
+    "CONTRASTIVE_REPO=/path/to/contrastive (sbatch --export=ALL,CONTRASTIVE_REPO=...)." >&2
+  exit 2
+fi
+
+# A relative local workdir means the folder the job was started in; a URI
+# (gs://bucket/run) is left as it is.
+if [[ $workdir != /* && $workdir != *://* ]]; then
+  workdir=$PWD/$workdir
+fi
+
+run cd "$repo"
+cd "$repo"   # under DRY_RUN too, to look for its .venv
+if [[ -f .venv/bin/activate ]]; then
+  run . .venv/bin/activate
+else
+  echo "slurm.sh: no $repo/.venv; using $(command -v python || echo python)" \
+    "from PATH." >&2
+fi
 # --signal=TERM@120 gives the run two minutes to checkpoint before the kill.
-srun --kill-on-bad-exit=1 python -m launch.main --distributed \
+run srun --kill-on-bad-exit=1 python -m launch.main --distributed \
   --config="$config" --workdir="$workdir" "$@"

@@ -5,10 +5,55 @@
 #     "cd contrastive && bash launch/tpu_vm.sh configs/simclr.py:imagenet2012 gs://bucket/run"
 #
 # jax.distributed reads the slice's topology from the TPU metadata server, so
-# no addresses are needed. The workdir must be shared (GCS) for checkpoints.
+# no addresses are needed. The workdir must be shared by every host: a GCS
+# URI (gs://bucket/run; checkpoints, metrics.jsonl, TensorBoard and results
+# are written there through etils.epath) needs the optional packages of
+# requirements-gcs.txt on every host:
+#   pip install -r requirements-gcs.txt
+# launch.main stops with that command if they are missing.
+#
+# The repository is $CONTRASTIVE_REPO if set, else the folder above this
+# script. DRY_RUN=1 prints the commands instead of running them.
 set -euo pipefail
+
+usage="usage: launch/tpu_vm.sh CONFIG WORKDIR [--config.x=y ...]"
+if (( $# < 2 )); then
+  echo "tpu_vm.sh: expected CONFIG and WORKDIR, got $# argument(s)." >&2
+  echo "$usage" >&2
+  exit 2
+fi
 config=$1; workdir=$2; shift 2
-cd "$(dirname "$0")/.."
-. .venv/bin/activate
-exec python -m launch.main --distributed --config="$config" \
+
+# run CMD...: runs it, or prints it (shell-quoted) under DRY_RUN=1.
+run() {
+  if [[ ${DRY_RUN:-0} == 1 ]]; then
+    local quoted; printf -v quoted '%q ' "$@"; echo "${quoted% }"
+  else
+    "$@"
+  fi
+}
+
+repo=${CONTRASTIVE_REPO:-$(cd "$(dirname "$0")/.." && pwd)}
+if [[ ! -f $repo/launch/main.py || ! -d $repo/contrastive ]]; then
+  echo "tpu_vm.sh: $repo does not hold the contrastive repository (no" \
+    "launch/main.py and contrastive/ there); run the script from its clone" \
+    "or set CONTRASTIVE_REPO=/path/to/contrastive." >&2
+  exit 2
+fi
+
+# A relative local workdir means the folder the script was started in; a
+# URI (gs://bucket/run) is left as it is.
+if [[ $workdir != /* && $workdir != *://* ]]; then
+  workdir=$PWD/$workdir
+fi
+
+run cd "$repo"
+cd "$repo"   # under DRY_RUN too, to look for its .venv
+if [[ -f .venv/bin/activate ]]; then
+  run . .venv/bin/activate
+else
+  echo "tpu_vm.sh: no $repo/.venv; using $(command -v python || echo python)" \
+    "from PATH." >&2
+fi
+run exec python -m launch.main --distributed --config="$config" \
   --workdir="$workdir" "$@"
