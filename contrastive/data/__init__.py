@@ -12,8 +12,11 @@ Example:
   batch = next(it)  # {'x': [64, 8000], 'label': [64], 'index': [64], ...}
 """
 from contrastive.data.base import ArrayDataset
+from contrastive.data.base import DataNotFoundError
+from contrastive.data.base import DataUnavailableError
 from contrastive.data.base import Dataset
 from contrastive.data.base import DatasetInfo
+from contrastive.data.base import FetchError
 from contrastive.data.fashion_mnist import load_fashion_mnist
 from contrastive.data.fsdd import load_fsdd
 from contrastive.data.iterator import BatchIterator
@@ -23,6 +26,7 @@ from contrastive.data.iterator import ShuffleSampler
 from contrastive.data.registry import DATASETS
 from contrastive.data.registry import build_dataset
 from contrastive.data.registry import config_fields
+from contrastive.data.registry import default_config
 from contrastive.data.tfds_source import TfdsDataset
 from contrastive.data.uci_hapt import load_uci_hapt
 
@@ -30,14 +34,18 @@ __all__ = [
     "ArrayDataset",
     "BatchIterator",
     "DATASETS",
+    "DataNotFoundError",
+    "DataUnavailableError",
     "Dataset",
     "DatasetInfo",
+    "FetchError",
     "IndexSampler",
     "SequentialSampler",
     "ShuffleSampler",
     "TfdsDataset",
     "build_dataset",
     "config_fields",
+    "default_config",
     "load_fashion_mnist",
     "load_fsdd",
     "load_uci_hapt",

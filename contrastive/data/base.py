@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import operator
+import os
 import pathlib
 from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 
@@ -34,6 +35,29 @@ DEFAULT_DATA_ROOT = pathlib.Path(__file__).resolve().parents[2].parent / (
 def default_data_dir(name: str) -> pathlib.Path:
   """`../shared/data/<name>` relative to the project root."""
   return DEFAULT_DATA_ROOT / name
+
+
+def default_cache_root() -> pathlib.Path:
+  """`$XDG_CACHE_HOME/contrastive`, else `~/.cache/contrastive`: where
+  downloaded datasets (`<root>/<name>/`) and parsed-array caches live, so
+  that the data folders themselves are never written to."""
+  root = os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache"
+  return pathlib.Path(root) / "contrastive"
+
+
+class DataUnavailableError(Exception):
+  """A dataset cannot be had: not found where the reader looked, or a fetch
+  failed. The message is complete (what, where, the command that fixes it),
+  so a launcher prints it alone instead of a traceback."""
+
+
+class DataNotFoundError(DataUnavailableError, FileNotFoundError):
+  """No copy of a dataset (or of a file it needs) where the reader looked."""
+
+
+class FetchError(DataUnavailableError, OSError):
+  """Downloading a dataset failed: unreachable URL, bad archive, or a file
+  whose SHA-256 differs from the published one."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,9 +197,28 @@ def check_split(name: str, split: str, allowed: Sequence[str]) -> None:
         f"{name} has splits {list(allowed)}, got split={split!r}.")
 
 
-def missing_data_error(name: str, path: Any, what: str,
-                       where_to_get: str) -> FileNotFoundError:
-  """A FileNotFoundError naming the path and where the data comes from."""
-  return FileNotFoundError(
-      f"{name}: {what} (looked in {path}). Get the data from {where_to_get},"
-      " then set the config's data_dir to its folder.")
+FILE_SOURCES = ("auto", "files")
+
+
+def check_source(name: str, source: str) -> None:
+  """`source` of a dataset read from its publisher's files only."""
+  if source not in FILE_SOURCES:
+    raise ValueError(
+        f"{name} source must be one of {FILE_SOURCES} (it is read from the"
+        f" publisher's files only), got {source!r}.")
+
+
+def fix_command(name: str, data_dir: Any = None) -> str:
+  """The one command that puts dataset `name` where its reader looks."""
+  target = "" if data_dir is None else f" --data_dir={data_dir}"
+  return f"python -m contrastive.data.fetch {name}{target}"
+
+
+def missing_data_error(name: str, path: Any, what: str, where_to_get: str,
+                       data_dir: Any = None) -> DataNotFoundError:
+  """A `DataNotFoundError` naming where the reader looked, the command that
+  fetches the data, and the publisher (for a copy made by hand)."""
+  return DataNotFoundError(
+      f"{name}: {what} (looked in {path}). To get it, run:"
+      f" {fix_command(name, data_dir)}  (or set --config.data.data_dir to a"
+      f" copy of the files from {where_to_get}).")

@@ -5,22 +5,23 @@ Benchmarking Machine Learning Algorithms". The folder holds the four files of
 the release, gzip-compressed (`*-ubyte.gz`, as published) or not:
 `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`, `t10k-images-idx3-ubyte`,
 `t10k-labels-idx1-ubyte`. Splits: 'train' (60,000) and 'test' (10,000).
+Where the folder is looked for, and how it is fetched: `fetch.locate`.
 """
 from __future__ import annotations
 
 import gzip
 import pathlib
-from typing import Sequence
 
 import numpy as np
 
 from contrastive.data import base
+from contrastive.data import fetch
 
 WHERE_TO_GET = (
     "https://github.com/zalandoresearch/fashion-mnist (the four *-ubyte.gz"
     " files in data/fashion), or the Debian/Ubuntu package"
     " dataset-fashion-mnist (/usr/share/datasets/fashion-mnist)")
-DEBIAN_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")
+DEBIAN_DIR = fetch.SPECS["fashion_mnist"].system_dirs[0]
 CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 _FILE_STEMS = {"train": "train", "test": "t10k"}
@@ -97,28 +98,18 @@ def _require_file(folder: pathlib.Path, name: str) -> pathlib.Path:
   return path
 
 
-def resolve_dir(data_dir: str | pathlib.Path | None) -> pathlib.Path:
-  """The folder to read: `data_dir`, else the project default, else Debian's.
+def resolve_dir(data_dir: str | pathlib.Path | None, *,
+                cache_dir: str | pathlib.Path | None = None,
+                download: bool = False) -> pathlib.Path:
+  """The folder to read: `data_dir`, else the first of `../shared/data`,
+  Debian's folder and the cache that holds the files (`fetch.locate`).
 
   Raises:
-    FileNotFoundError: no candidate folder holds the four IDX files.
+    DataNotFoundError: no candidate folder holds the four IDX files (the
+      message names them and the command that fetches the data).
   """
-  if data_dir is not None:
-    candidates: Sequence[pathlib.Path] = [pathlib.Path(data_dir).expanduser()]
-  else:
-    candidates = [base.default_data_dir("fashion_mnist"), DEBIAN_DIR]
-  for folder in candidates:
-    if folder.is_dir() and all(
-        _find_file(folder, f"{stem}-{kind}")
-        for stem in _FILE_STEMS.values()
-        for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")):
-      return folder
-  missing = [str(c) for c in candidates if not c.is_dir()]
-  what = ("folder does not exist" if len(missing) == len(candidates) else
-          "no folder with the four *-idx?-ubyte[.gz] files")
-  raise base.missing_data_error(
-      "fashion_mnist", ", ".join(str(c) for c in candidates), what,
-      WHERE_TO_GET)
+  return fetch.locate("fashion_mnist", data_dir, cache_dir=cache_dir,
+                      download=download)
 
 
 def load_fashion_mnist_arrays(
@@ -141,15 +132,20 @@ def load_fashion_mnist_arrays(
 
 
 def load_fashion_mnist(
-    split: str, *, data_dir: str | pathlib.Path | None = None
+    split: str, *, data_dir: str | pathlib.Path | None = None,
+    download: bool = False, cache_dir: str | pathlib.Path | None = None
 ) -> base.ArrayDataset:
   """Fashion-MNIST from IDX files as an in-memory `ArrayDataset`.
 
   Args:
     split: 'train' (60,000 images) or 'test' (10,000).
     data_dir: the folder with the IDX files; None tries
-      `../shared/data/fashion_mnist` (from the project root) and then
-      `/usr/share/datasets/fashion-mnist` (Debian's dataset-fashion-mnist).
+      `../shared/data/fashion_mnist` (from the project root),
+      `/usr/share/datasets/fashion-mnist` (Debian's dataset-fashion-mnist)
+      and `<cache_dir>/fashion_mnist`.
+    download: when no copy is found, download the publisher's files
+      (SHA-256 checked) into `data_dir`, else `<cache_dir>/fashion_mnist`.
+    cache_dir: the cache root; None means `~/.cache/contrastive`.
 
   Returns:
     Examples {'x': uint8 [28, 28, 1], 'label': int32, 'index': int32}.
@@ -159,7 +155,7 @@ def load_fashion_mnist(
     ds.get_batch(range(8))["x"].shape  # (8, 28, 28, 1)
   """
   base.check_split("fashion_mnist", split, tuple(_FILE_STEMS))
-  folder = resolve_dir(data_dir)
+  folder = resolve_dir(data_dir, cache_dir=cache_dir, download=download)
   images, labels = load_fashion_mnist_arrays(folder, split)
   info = base.DatasetInfo(
       name="fashion_mnist", split=split, modality="image",

@@ -25,6 +25,7 @@ import wave
 import numpy as np
 
 from contrastive.data import base
+from contrastive.data import fetch
 
 WHERE_TO_GET = "https://github.com/Jakobovski/free-spoken-digit-dataset"
 CLASS_NAMES = tuple(str(d) for d in range(10))
@@ -112,6 +113,9 @@ def load_fsdd(
     split: str,
     *,
     data_dir: str | pathlib.Path | None = None,
+    source: str = "auto",
+    download: bool = False,
+    cache_dir: str | pathlib.Path | None = None,
     clip_samples: int = 8000,
     sample_rate: int = 8000,
     test_indices: tuple[int, int] = (0, 4),
@@ -121,8 +125,15 @@ def load_fsdd(
 
   Args:
     split: 'train' or 'test'.
-    data_dir: the folder holding `recordings/`; None means
-      `../shared/data/fsdd` from the project root.
+    data_dir: the folder holding `recordings/`; None tries
+      `../shared/data/fsdd` (from the project root), then
+      `<cache_dir>/fsdd`.
+    source: 'auto' or 'files' (the same here: FSDD is read from the
+      publisher's WAV files only); the field exists so that every offline
+      dataset takes the same data options.
+    download: when no copy is found, download the publisher's files
+      (SHA-256 checked) into `data_dir`, else `<cache_dir>/fsdd`.
+    cache_dir: the cache root; None means `~/.cache/contrastive`.
     clip_samples: fixed clip length in samples (8000 = 1 s at 8 kHz).
     sample_rate: the rate every file must have (Hz); a mismatch is an error.
     test_indices: inclusive range of recording indices in the official test
@@ -139,10 +150,12 @@ def load_fsdd(
     len(ds), ds.info.extras["speakers"]  # 300, ('george', 'jackson', ...)
   """
   base.check_split("fsdd", split, ("train", "test"))
+  base.check_source("fsdd", source)
   if clip_samples < 1 or sample_rate < 1:
     raise ValueError(f"clip_samples and sample_rate must be >= 1, got"
                      f" {clip_samples} and {sample_rate}.")
-  folder = pathlib.Path(data_dir or base.default_data_dir("fsdd")).expanduser()
+  folder = fetch.locate("fsdd", data_dir, cache_dir=cache_dir,
+                        download=download)
   recordings = list_recordings(folder)
   speakers = tuple(sorted({speaker for _, _, speaker, _ in recordings}))
   if held_out_speaker is not None and held_out_speaker not in speakers:

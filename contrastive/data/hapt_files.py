@@ -127,8 +127,7 @@ def parse_recordings(folder: pathlib.Path) -> HaptRecordings:
 
 
 def default_cache_dir() -> pathlib.Path:
-  root = os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache"
-  return pathlib.Path(root) / "contrastive"
+  return base.default_cache_root()
 
 
 def cache_key(folder: pathlib.Path) -> str:

@@ -4,12 +4,16 @@ The config (an `ml_collections.ConfigDict` or any mapping) holds `name` and
 the reader's options; any other field is an error that lists the allowed
 ones. Names (`DATASETS`):
 
-  * 'fashion_mnist': IDX files (`source='files'`, the default) or TFDS
-    (`source='tfds'`). Fields: data_dir, source, and with TFDS download.
-  * 'fsdd': data_dir, clip_samples, sample_rate, test_indices,
-    held_out_speaker (see `fsdd.load_fsdd`).
-  * 'uci_hapt': data_dir, window, stride, include_transitions, test_subjects,
-    standardize, cache_dir, use_cache (see `uci_hapt.load_uci_hapt`).
+  * The three offline datasets share data_dir, source, download and
+    cache_dir (where a copy is looked for and how it is fetched:
+    `fetch.locate`):
+  * 'fashion_mnist': IDX files (`source='files'`), TFDS (`source='tfds'`), or
+    `'auto'` (the default): the files if found, else a prepared TFDS copy.
+  * 'fsdd': and clip_samples, sample_rate, test_indices, held_out_speaker
+    (see `fsdd.load_fsdd`); source 'auto' or 'files'.
+  * 'uci_hapt': and window, stride, include_transitions, test_subjects,
+    standardize, use_cache (see `uci_hapt.load_uci_hapt`); source 'auto' or
+    'files'.
   * 'cifar10', 'cifar100', 'stl10', 'imagenet2012', and 'tfds:<name>' for any
     TFDS image dataset: data_dir, image_size, image_key, label_key, download
     (see `tfds_source.TfdsDataset`).
@@ -25,6 +29,7 @@ from typing import Any, Callable, Mapping
 
 from contrastive.data import base
 from contrastive.data import fashion_mnist
+from contrastive.data import fetch
 from contrastive.data import fsdd
 from contrastive.data import tfds_source
 from contrastive.data import uci_hapt
@@ -44,32 +49,38 @@ def _tfds_builder(tfds_name: str) -> Callable[..., base.Dataset]:
 
 
 def _fashion_mnist(split: str, *, data_dir: str | None = None,
-                   source: str = "auto",
-                   download: bool = False) -> base.Dataset:
+                   source: str = "auto", download: bool = False,
+                   cache_dir: str | None = None) -> base.Dataset:
   """IDX files (`'files'`), TFDS (`'tfds'`), or `'auto'`: the IDX files if
-  they are found (data_dir, ../shared/data, Debian's package path), else a
-  TFDS copy, so one config serves every machine."""
-  if source == "auto":
-    try:
-      return _fashion_mnist(split, data_dir=data_dir, source="files")
-    except FileNotFoundError as files_error:
-      try:
-        return _fashion_mnist(split, data_dir=None, source="tfds",
-                              download=download)
-      except FileNotFoundError as tfds_error:
-        raise FileNotFoundError(
-            f"Fashion-MNIST not found as IDX files ({files_error}) nor in"
-            f" TFDS ({tfds_error}).") from tfds_error
-  if source == "files":
-    if download:
-      raise ValueError("download applies to source='tfds' only; the IDX files"
-                       f" come from {fashion_mnist.WHERE_TO_GET}.")
-    return fashion_mnist.load_fashion_mnist(split, data_dir=data_dir)
+  they are found (data_dir, else ../shared/data, Debian's package folder,
+  the cache) or downloaded (`download`), else a prepared TFDS copy, so one
+  config serves every machine. `download` with `'tfds'` lets TFDS prepare
+  it."""
+  if source not in FASHION_MNIST_SOURCES:
+    raise ValueError(f"fashion_mnist source must be one of"
+                     f" {FASHION_MNIST_SOURCES}, got {source!r}.")
   if source == "tfds":
     return tfds_source.TfdsDataset("fashion_mnist", split, data_dir=data_dir,
                                    download=download)
-  raise ValueError(f"fashion_mnist source must be one of"
-                   f" {FASHION_MNIST_SOURCES}, got {source!r}.")
+  try:
+    return fashion_mnist.load_fashion_mnist(
+        split, data_dir=data_dir, download=download, cache_dir=cache_dir)
+  except base.DataNotFoundError:
+    if source == "files":
+      raise
+  # 'auto' and no IDX files anywhere (nor a download asked for): a prepared
+  # TFDS copy, else one error naming every place looked in (not a chain).
+  try:
+    return tfds_source.TfdsDataset("fashion_mnist", split)
+  except FileNotFoundError:
+    pass
+  spec = fetch.SPECS["fashion_mnist"]
+  tried = [str(c) for c in fetch.candidates("fashion_mnist", data_dir,
+                                            cache_dir)]
+  raise base.missing_data_error(
+      "fashion_mnist", ", ".join([*tried, "the TFDS default folder"]),
+      f"no {spec.layout} found, nor a prepared TFDS copy",
+      spec.where_to_get, data_dir=data_dir)
 
 
 DATASETS: Mapping[str, Callable[..., base.Dataset]] = {
@@ -110,6 +121,35 @@ def config_fields(name: str) -> tuple[str, ...]:
   return tuple(p for p in params if p != "split")
 
 
+# The type of each field whose default is None, so that `default_config` can
+# make it a typed placeholder that the command line can set.
+_NONE_DEFAULT_TYPES = {"data_dir": str, "cache_dir": str,
+                       "held_out_speaker": str, "image_size": int}
+
+
+def default_config(name: str) -> dict[str, Any]:
+  """`name` and every field dataset `name` accepts, at the reader's default.
+
+  A config built from this (configs/common.py) lets every reader option be
+  set from the command line (`--config.data.data_dir=/data/fsdd`); with an
+  ml_collections config locked, a field absent from it could not be.
+  Fields defaulting to None become typed `placeholder`s.
+  """
+  from ml_collections import config_dict  # pylint: disable=g-import-not-at-top
+  fields = {"name": name}
+  for field, param in inspect.signature(get_builder(name)).parameters.items():
+    if field == "split":
+      continue
+    if param.default is None:
+      if field not in _NONE_DEFAULT_TYPES:
+        raise TypeError(f"{name}: field {field!r} defaults to None; add its"
+                        " type to registry._NONE_DEFAULT_TYPES.")
+      fields[field] = config_dict.placeholder(_NONE_DEFAULT_TYPES[field])
+    else:
+      fields[field] = param.default
+  return fields
+
+
 def build_dataset(config: Any, split: str) -> base.Dataset:
   """Builds split `split` of the dataset named by `config.name`.
 
@@ -124,7 +164,10 @@ def build_dataset(config: Any, split: str) -> base.Dataset:
   Raises:
     ValueError: unknown name or config field (the message lists the valid
       ones), bad option values.
-    FileNotFoundError: the data is not where the config says.
+    DataNotFoundError: no copy of the data where the config says (or, with
+      no data_dir, in any default place); the message names the places and
+      the command that fetches it.
+    FetchError: `download` was set and the download failed.
 
   Example:
     ds = build_dataset({"name": "uci_hapt", "window": 128}, "test")

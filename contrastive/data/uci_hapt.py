@@ -32,6 +32,7 @@ from typing import Sequence
 import numpy as np
 
 from contrastive.data import base
+from contrastive.data import fetch
 from contrastive.data import hapt_files
 
 NUM_BASIC_ACTIVITIES = 6
@@ -103,28 +104,37 @@ def load_uci_hapt(
     split: str,
     *,
     data_dir: str | pathlib.Path | None = None,
+    source: str = "auto",
+    download: bool = False,
+    cache_dir: str | pathlib.Path | None = None,
     window: int = 128,
     stride: int = 64,
     include_transitions: bool = False,
     test_subjects: Sequence[int] = tuple(range(22, 31)),
     standardize: bool = False,
-    cache_dir: str | pathlib.Path | None = None,
     use_cache: bool = True,
 ) -> base.ArrayDataset:
   """Labelled HAPT windows as an `ArrayDataset` (see the module docstring).
 
   Args:
     split: 'train' or 'test'.
-    data_dir: the release folder (RawData/, activity_labels.txt); None means
-      `../shared/data/uci_hapt` from the project root.
+    data_dir: the release folder (RawData/, activity_labels.txt); None
+      tries `../shared/data/uci_hapt` (from the project root), then
+      `<cache_dir>/uci_hapt`.
+    source: 'auto' or 'files' (the same here: HAPT is read from the
+      publisher's files only); the field exists so that every offline
+      dataset takes the same data options.
+    download: when no copy is found, download the publisher's files
+      (SHA-256 checked) into `data_dir`, else `<cache_dir>/uci_hapt`.
+    cache_dir: the cache root, for downloads and for the parsed-array
+      cache; None means `~/.cache/contrastive` (or
+      `$XDG_CACHE_HOME/contrastive`).
     window: rows per window (128 = 2.56 s at 50 Hz).
     stride: rows between window starts (64 = 50% overlap).
     include_transitions: keep the postural transitions (activities 7-12).
     test_subjects: subject numbers of the 'test' split.
     standardize: subtract the train split's per-channel mean and divide by
       its per-channel standard deviation.
-    cache_dir: folder of the parsed-array cache; None means
-      `~/.cache/contrastive` (or `$XDG_CACHE_HOME/contrastive`).
     use_cache: False neither reads nor writes the `.npz` cache file.
 
   Returns:
@@ -136,11 +146,12 @@ def load_uci_hapt(
     ds.info.num_classes, ds[0]["x"].shape  # 6, (128, 6)
   """
   base.check_split("uci_hapt", split, ("train", "test"))
+  base.check_source("uci_hapt", source)
   if window < 1 or stride < 1:
     raise ValueError(f"window and stride must be >= 1, got {window} and"
                      f" {stride}.")
-  folder = pathlib.Path(
-      data_dir or base.default_data_dir("uci_hapt")).expanduser()
+  folder = fetch.locate("uci_hapt", data_dir, cache_dir=cache_dir,
+                        download=download)
   recordings = hapt_files.load_recordings(
       folder, cache_dir=cache_dir, use_cache=use_cache)
   activity_names = read_activity_names(folder)

@@ -71,14 +71,14 @@ def test_hapt_options_reach_the_reader(tmp_path):
 
 
 def test_config_fields_lists_each_readers_options():
-  assert registry.config_fields("uci_hapt") == (
-      "data_dir", "window", "stride", "include_transitions", "test_subjects",
-      "standardize", "cache_dir", "use_cache")
-  assert registry.config_fields("fsdd") == (
-      "data_dir", "clip_samples", "sample_rate", "test_indices",
-      "held_out_speaker")
-  assert registry.config_fields("fashion_mnist") == (
-      "data_dir", "source", "download")
+  # The offline datasets share their first four: where the data is found.
+  shared = ("data_dir", "source", "download", "cache_dir")
+  assert registry.config_fields("uci_hapt") == (*shared,
+      "window", "stride", "include_transitions", "test_subjects",
+      "standardize", "use_cache")
+  assert registry.config_fields("fsdd") == (*shared,
+      "clip_samples", "sample_rate", "test_indices", "held_out_speaker")
+  assert registry.config_fields("fashion_mnist") == shared
   assert registry.config_fields("tfds:svhn_cropped") == (
       "data_dir", "image_size", "image_key", "label_key", "download")
 
@@ -100,9 +100,9 @@ def test_unknown_field_lists_allowed_fields():
 def test_bad_source_and_config_type(tmp_path):
   with pytest.raises(ValueError, match="'auto', 'files', 'tfds'"):
     data.build_dataset({"name": "fashion_mnist", "source": "web"}, "train")
-  with pytest.raises(ValueError, match="source='tfds' only"):
-    data.build_dataset({"name": "fashion_mnist", "source": "files",
-                        "download": True}, "train")
+  for name in ("fsdd", "uci_hapt"):
+    with pytest.raises(ValueError, match=f"{name} source .*'auto', 'files'"):
+      data.build_dataset({"name": name, "source": "tfds"}, "train")
   with pytest.raises(ValueError, match="ConfigDict or a mapping"):
     data.build_dataset(["fsdd"], "train")
   with pytest.raises(FileNotFoundError, match="free-spoken-digit-dataset"):
