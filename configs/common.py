@@ -17,6 +17,7 @@ from __future__ import annotations
 import ml_collections
 from ml_collections import config_dict
 
+from contrastive import data as data_lib
 from contrastive import models
 
 SIZES = ("full", "cpu", "small", "tiny")
@@ -165,7 +166,10 @@ def base_config(arg: str | None) -> ml_collections.ConfigDict:
   config.dataset = dataset
   config.size = size
   config.num_views = 2
-  config.data = dict(preset["data"])
+  # Every field the reader accepts (data_dir, source, download, cache_dir,
+  # and the reader's own), so that each can be set from the command line.
+  config.data = dict(data_lib.default_config(preset["data"]["name"]),
+                     **preset["data"])
   config.augment = dict(preset["augment"])
   model = dict(preset["model"], projection_dims=(512, 128))
   recipe = _cpu_recipe(dataset, size) if size in ("small", "cpu") else None
