@@ -54,5 +54,18 @@ def main(argv):
       print(results_table(results, _CONFIG.value.method))
 
 
+def main_or_data_error(argv):
+  """`main`, with a missing or unfetchable dataset reported in one message.
+
+  Its message already says where the data was looked for and the command
+  that fetches it; a traceback would only bury that sentence.
+  """
+  from contrastive.data.base import DataUnavailableError  # pylint: disable=g-import-not-at-top
+  try:
+    return main(argv)
+  except DataUnavailableError as error:
+    raise SystemExit(f"error: {error}") from None
+
+
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main_or_data_error)
