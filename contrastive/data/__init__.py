@@ -3,7 +3,9 @@
 Readers of the publishers' file layouts (Fashion-MNIST IDX files, FSDD WAV
 files, UCI HAPT raw IMU text files), TFDS image datasets through
 `tfds.data_source` (no TensorFlow), a registry `build_dataset(config, split)`
-and a deterministic, process-sharded, resumable `BatchIterator`.
+and a deterministic, process-sharded, resumable `BatchIterator`. Where the
+offline datasets are found, and fetching them (`python -m
+contrastive.data.fetch NAME`): `fetch`.
 
 Example:
   from contrastive import data

@@ -513,7 +513,11 @@ def main(argv: Sequence[str] | None = None, *, run=subprocess.run) -> int:
   try:
     fetch(args.name, target)
   except base.FetchError as e:
-    print(f"error: {e}", file=sys.stderr)
+    hint = ""
+    if spec.debian_package and args.data_dir is None:
+      hint = (f"\nOn Debian or Ubuntu, as root, `apt-get install"
+              f" {spec.debian_package}` installs it without the internet.")
+    print(f"error: {e}{hint}", file=sys.stderr)
     return 1
   print(f"{args.name}: downloaded and verified, at {target}")
   return 0
