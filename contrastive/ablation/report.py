@@ -1,7 +1,9 @@
 """The whole report of a sweep folder: tables and plots, in one call."""
 from __future__ import annotations
 
+import datetime
 import json
+import math
 import os
 from typing import Any
 
@@ -10,15 +12,73 @@ from contrastive.ablation import plots
 from contrastive.ablation import statistics
 
 
+# What `write_report` writes, last to first: a report is current when all
+# are newer than every run's status.
+OUTPUTS = ("summary.csv", "summary.json", "summary.md", "accuracy.png",
+           "curves.png", "similarities.png")
+
+
+def _session_spans(meta: dict[str, Any]) -> list[tuple[float, float]]:
+  """(start, end) in seconds since the epoch of the finished sessions."""
+  return sorted(
+      (start, start + float(s["wall_s"]))
+      for s in meta.get("sessions", []) if s.get("wall_s") is not None
+      for start in [datetime.datetime.fromisoformat(s["started"]).timestamp()])
+
+
 def sweep_wall_time(workdir: str) -> float:
-  """Seconds the sweep's sessions ran, summed (resumed sweeps included)."""
+  """Seconds during which any of the sweep's finished sessions ran: the
+  union of their intervals. Sessions of one worker follow one another (a
+  resumed sweep: their sum); parallel workers' overlap (not their sum, which
+  would count the same minutes once per worker)."""
   with open(os.path.join(workdir, "sweep.json")) as f:
     meta = json.load(f)
-  return float(sum(s.get("wall_s", 0.0) for s in meta.get("sessions", [])))
+  total, end = 0.0, -math.inf
+  for start, stop in _session_spans(meta):
+    if stop > end:
+      total += stop - max(start, end)
+      end = stop
+  return total
+
+
+def peak_workers(meta: dict[str, Any]) -> int:
+  """The most finished sessions that ran at once (1 for a sweep resumed
+  one session after another). Sessions within a second of each other's end
+  are counted apart, as `started` has whole seconds."""
+  spans = _session_spans(meta)
+  events = sorted([(min(start + 1.0, stop), 1) for start, stop in spans]
+                  + [(stop, -1) for _, stop in spans])
+  peak = running = 0
+  for _, change in events:
+    running += change
+    peak = max(peak, running)
+  return peak
+
+
+def is_current(workdir: str) -> bool:
+  """Whether the report on disk was written after every run's last status
+  (so that a worker finishing after another one wrote it need not write it
+  again)."""
+  try:
+    written = min(os.stat(os.path.join(workdir, name)).st_mtime
+                  for name in OUTPUTS)
+    with open(os.path.join(workdir, "sweep.json")) as f:
+      run_ids = json.load(f)["run_ids"]
+  except (OSError, ValueError, KeyError):
+    return False
+  for run_id in run_ids:
+    try:
+      if os.stat(os.path.join(workdir, "runs", run_id,
+                              "status.json")).st_mtime > written:
+        return False
+    except FileNotFoundError:
+      continue
+  return True
 
 
 def caption(workdir: str) -> str:
-  """'N runs (d done, f failed) on <hardware>; wall times.'"""
+  """'N runs (d done, f failed) on <hardware>; wall times.' The finished
+  sessions' wall time is the time during which any of them ran."""
   with open(os.path.join(workdir, "sweep.json")) as f:
     meta = json.load(f)
   records = aggregate.collect(workdir)
@@ -28,6 +88,7 @@ def caption(workdir: str) -> str:
   machine = hw.get("processor") or hw.get("platform", "?")
   devices = ", ".join(hw.get("devices", []))
   minutes = sweep_wall_time(workdir) / 60
+  workers = peak_workers(meta)
   # A session killed before its end records no wall time; the runs' own
   # times (a population's members share its wall time) always add up.
   run_minutes = sum(float(r.get("wall_s") or 0.0) for r in records) / 60
@@ -37,7 +98,8 @@ def caption(workdir: str) -> str:
   return (f"{len(meta['run_ids'])} runs ({counts}) on"
           f" {hw.get('cpu_count', '?')} CPU cores ({machine}, jax"
           f" {hw.get('jax', '?')}, devices: {devices}); finished sessions'"
-          f" wall time {int(minutes // 60)} h {minutes % 60:.0f} min, the"
+          f" wall time {int(minutes // 60)} h {minutes % 60:.0f} min"
+          + (f" ({workers} workers)" if workers > 1 else "") + ", the"
           f" runs' wall times summed {int(run_minutes // 60)} h"
           f" {run_minutes % 60:.0f} min. Mean ± sample std over seeds.")
 

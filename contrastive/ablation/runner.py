@@ -1,21 +1,40 @@
 """Runs a sweep resumably, recording failures: the seeds of each (dataset,
 method) as one population (`contrastive.train.loop.train_population`), the
-(dataset, method) cells one after another.
+(dataset, method) groups one after another; and, from one shared workdir,
+on several workers at once.
 
 Layout of a sweep's workdir:
 
-  sweep.json                 the sweep config, hardware, session wall times
+  sweep.json                 the sweep config, hardware, sessions (one per
+                             worker invocation: worker, wall times)
   runs/<run_id>/status.json  'done', 'failed', 'running' or 'interrupted',
-                             wall time, error and traceback of a failure
+                             wall time, error and traceback of a failure,
+                             `history`: one entry per attempt (worker,
+                             start, end, outcome)
   runs/<run_id>/config.json  the run's full config
   runs/<run_id>/...          what the trainer writes: checkpoints/,
                              metrics.jsonl, results.json; and
                              similarities.json (end-of-run histogram)
+  claims/<dataset>__<method>/  which worker runs the group (`claims`)
   summary.{csv,json,md}, *.png   written by `aggregate` and `plots`
 
 Re-running a sweep skips the runs marked done (and, unless
 `retry_failed=True`, those marked failed); a run left 'running' or
 'interrupted' resumes from its own last checkpoint.
+
+Several workers. Any number of `run_sweep` calls (processes, machines) may
+share one workdir: before running a (dataset, method) group a worker claims
+it (`claims.Claims`: a file created atomically, with a heartbeat), so each
+group runs on exactly one worker; a dead worker's claim goes stale (at once
+on the same machine, else after `claim_timeout_s`) and another worker takes
+it over, resuming from the runs' checkpoints. The unit of claiming is the
+group, not the run, because the seeds of a group train as one population
+in one process: they share its compiled programs, data pipeline and
+evaluation, and splitting them across workers would pay for those once per
+seed. A worker that finds the remaining groups held by others waits for
+them (polling every `poll_s`) rather than exiting, so that a group whose
+worker dies is always finished by a survivor; it returns when every run is
+finished.
 """
 from __future__ import annotations
 
@@ -26,8 +45,10 @@ import os
 import platform
 import time
 import traceback
+import uuid
 from typing import Any, Callable, Mapping, Sequence
 
+from contrastive.ablation import claims as claims_lib
 from contrastive.ablation import grid as grid_lib
 
 # `fn(configs, workdirs) -> [MemberOutcome]`: trains (or scores) the seeds of
@@ -36,6 +57,10 @@ TrainFn = Callable[[Sequence[Any], Sequence[str]], list[Any]]
 STATUS_FILE = "status.json"
 HISTOGRAM_FILE = "similarities.json"
 STATUSES = ("done", "failed", "running", "interrupted", "pending")
+FINISHED = ("done", "failed")
+CLAIMS_DIR = "claims"
+# Claim of sweep.json's read-modify-write (sessions appended by workers).
+SWEEP_JSON_LOCK = "_sweep_json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,6 +144,33 @@ def read_status(run_dir: str) -> dict[str, Any] | None:
     return json.load(f)
 
 
+def _finished_at(status: Mapping[str, Any]) -> float | None:
+  """When the status was last finished, in seconds since the epoch."""
+  if status.get("finished_unix") is not None:
+    return float(status["finished_unix"])
+  if status.get("finished"):   # statuses written before finished_unix
+    return datetime.datetime.fromisoformat(status["finished"]).timestamp()
+  return None
+
+
+def needs_run(status: Mapping[str, Any] | None, *, retry_failed: bool,
+              since: float) -> bool:
+  """Whether a run with this recorded status is to be (re)run.
+
+  Done runs never are. Failed runs are only with `retry_failed`, and only
+  if they failed before `since` (the worker's start): with several workers
+  retrying, a run that one of them retried and saw fail again is not
+  retried by the others.
+  """
+  state = (status or {}).get("status")
+  if state == "done":
+    return False
+  if state == "failed":
+    finished = _finished_at(status)
+    return retry_failed and (finished is None or finished < since)
+  return True   # never started, 'running' (its worker died), 'interrupted'
+
+
 def _write_json(path: str, value: Any) -> None:
   tmp = path + ".tmp"
   with open(tmp, "w") as f:
@@ -160,19 +212,24 @@ def _error_fields(error: BaseException) -> dict[str, str]:
 
 
 def _run_group(group: Sequence[grid_lib.Run], sweep, workdir: str, train_fns,
-               configs_dir, histograms: bool, log) -> list[RunRecord]:
-  """Trains the runs of one (dataset, method) together; records each."""
+               configs_dir, histograms: bool, log, worker: str
+               ) -> list[RunRecord]:
+  """Trains the runs of one (dataset, method) together; records each, with
+  the attempt in its status's `history` (who ran it, when, the outcome)."""
   start, cpu_start = time.perf_counter(), time.process_time()
   dirs = [os.path.join(workdir, "runs", r.run_id) for r in group]
-  statuses, configs, members = [], [], []
+  statuses, configs, members, attempts = [], [], [], []
   for run, run_dir in zip(group, dirs):
     previous = read_status(run_dir) or {}
+    attempt = {"worker": worker, "started": _now(), "status": "running"}
     status = {"run_id": run.run_id, "method": run.method,
               "dataset": run.dataset, "seed": run.seed, "kind": run.kind,
-              "status": "running", "started": _now(),
+              "status": "running", "started": attempt["started"],
               "attempts": int(previous.get("attempts", 0)) + 1,
-              "population_size": len(group)}
+              "population_size": len(group), "worker": worker,
+              "history": [*previous.get("history", []), attempt]}
     statuses.append(status)
+    attempts.append(attempt)
     _write_json(os.path.join(run_dir, STATUS_FILE), status)
     try:
       config = grid_lib.run_config(run, sweep, configs_dir)
@@ -204,19 +261,40 @@ def _run_group(group: Sequence[grid_lib.Run], sweep, workdir: str, train_fns,
   # measure of a run's cost than its wall time.
   cpu = time.process_time() - cpu_start
   records = []
-  for run, run_dir, status in zip(group, dirs, statuses):
+  for run, run_dir, status, attempt in zip(group, dirs, statuses, attempts):
     # Input representations have no encoder, hence no view similarities.
     if status["status"] == "done" and histograms and run.kind != "input":
       _write_histogram(run, grid_lib.run_config(run, sweep, configs_dir),
                        run_dir, int(sweep.get("histogram_examples", 512)))
     if status["status"] == "failed":
-      log(f"[ablate] {run.run_id} FAILED: {status['error']}")
+      log(f"[ablate {worker}] {run.run_id} FAILED: {status['error']}")
     status.update(wall_s=wall / len(group), cpu_s=cpu / len(group),
-                  population_wall_s=wall, finished=_now())
+                  population_wall_s=wall, finished=_now(),
+                  finished_unix=time.time())
+    attempt.update(status=status["status"], finished=status["finished"])
     _write_json(os.path.join(run_dir, STATUS_FILE), status)
     records.append(RunRecord(run, run_dir, status["status"], status["wall_s"],
                              status.get("error")))
   return records
+
+
+def group_key(group: Sequence[grid_lib.Run]) -> str:
+  """The claim key of a (dataset, method) group: `<dataset>__<method>`."""
+  return f"{group[0].dataset}__{group[0].method}"
+
+
+def _update_meta(workdir: str, board: claims_lib.Claims,
+                 update: Callable[[dict[str, Any]], None]) -> None:
+  """Read-modify-writes sweep.json under a claim: workers starting or
+  finishing together would otherwise drop each other's sessions."""
+  path = os.path.join(workdir, "sweep.json")
+  with board.acquire(SWEEP_JSON_LOCK, poll_s=0.05):
+    meta = {}
+    if os.path.exists(path):
+      with open(path) as f:
+        meta = json.load(f)
+    update(meta)
+    _write_json(path, meta)
 
 
 def run_sweep(
@@ -228,8 +306,12 @@ def run_sweep(
     retry_failed: bool = False,
     histograms: bool = True,
     log: Callable[[str], None] = print,
+    worker: str | None = None,
+    claim_timeout_s: float = claims_lib.DEFAULT_TIMEOUT_S,
+    poll_s: float | None = None,
 ) -> list[RunRecord]:
-  """Runs every run of `sweep` in `workdir/runs/<run_id>`.
+  """Runs every run of `sweep` in `workdir/runs/<run_id>`, alone or as one
+  of several workers sharing `workdir`.
 
   Args:
     sweep: a sweep config (`configs/ablation.py`).
@@ -239,14 +321,22 @@ def run_sweep(
       `default_train_fns()` (tests pass fakes, `one_at_a_time(fake)`, to
       check the bookkeeping).
     configs_dir: where the method configs live (default: the repo's configs/).
-    retry_failed: re-run the runs a previous session recorded as failed.
+    retry_failed: re-run the runs recorded as failed before this call
+      (so that workers started together retry each failed run once).
     histograms: write each run's end-of-training similarity histogram.
     log: progress lines go here.
+    worker: this worker's name in logs, claims and statuses (default
+      `claims.worker_name()`: SLURM's `<job>_<task>`, or `<host>-<pid>`).
+    claim_timeout_s: a group's claim whose heartbeat is older than this is
+      taken over (its worker is presumed dead); see `claims`.
+    poll_s: how often to look again while the unfinished groups are held by
+      other workers (default: a quarter of the timeout, at most 10 s).
 
   Returns:
-    One `RunRecord` per run of the grid, in grid order (skipped runs carry
-    their recorded status). A run interrupted by SIGTERM stops the sweep;
-    the records of the runs not reached are 'pending'.
+    One `RunRecord` per run of the grid, in grid order (runs of other
+    workers carry their recorded status). Returns when every run is
+    finished (done or failed), or when a run of this worker is interrupted
+    by SIGTERM: then the unfinished runs are 'pending'.
 
   Example:
     >>> records = run_sweep(configs.ablation.get_config('smoke'), '/tmp/abl')
@@ -254,47 +344,93 @@ def run_sweep(
   """
   runs = grid_lib.expand(sweep)
   train_fns = dict(train_fns or default_train_fns())
+  poll_s = float(poll_s if poll_s is not None else
+                 min(claim_timeout_s / 4, 10.0))
   os.makedirs(os.path.join(workdir, "runs"), exist_ok=True)
-  meta_path = os.path.join(workdir, "sweep.json")
-  meta = {}
-  if os.path.exists(meta_path):
-    with open(meta_path) as f:
-      meta = json.load(f)
-  session = {"started": _now(), "hardware": hardware()}
-  meta.setdefault("sessions", []).append(session)
-  meta["sweep"] = sweep.to_dict() if hasattr(sweep, "to_dict") else dict(sweep)
-  meta["run_ids"] = [r.run_id for r in runs]
-  _write_json(meta_path, meta)
+
+  def lost(claim):
+    log(f"[ablate {board.worker}] WARNING: the claim of {claim.key} was"
+        " taken over by another worker (this one's heartbeat was older than"
+        f" {claim_timeout_s:.0f} s): its runs may be run twice.")
+  board = claims_lib.Claims(os.path.join(workdir, CLAIMS_DIR), worker=worker,
+                            timeout_s=claim_timeout_s, on_lost=lost)
+  name = board.worker
+  since = time.time()   # failures from before it are retried
+  session = {"started": _now(), "hardware": hardware(), "worker": name,
+             "id": uuid.uuid4().hex}
+
+  def start(meta):
+    meta.setdefault("sessions", []).append(session)
+    meta["sweep"] = (sweep.to_dict() if hasattr(sweep, "to_dict")
+                     else dict(sweep))
+    meta["run_ids"] = [r.run_id for r in runs]
+  _update_meta(workdir, board, start)
   session_start = time.perf_counter()
-  records: dict[str, RunRecord] = {}
-  stopped = False
-  for group in grid_lib.groups(runs):
-    todo = []
-    for run in group:
-      run_dir = os.path.join(workdir, "runs", run.run_id)
-      os.makedirs(run_dir, exist_ok=True)
-      previous = read_status(run_dir) or {}
-      skip = previous.get("status") == "done" or (
-          previous.get("status") == "failed" and not retry_failed)
-      if stopped or skip:
-        status = "pending" if stopped else previous["status"]
-        records[run.run_id] = RunRecord(
-            run, run_dir, status, float(previous.get("wall_s", 0.0)),
-            previous.get("error"))
-      else:
-        todo.append(run)
-    if not todo:
+  index = {r.run_id: i for i, r in enumerate(runs)}
+  run_dir = lambda run: os.path.join(workdir, "runs", run.run_id)
+
+  def todo(group):
+    return [r for r in group if needs_run(read_status(run_dir(r)),
+                                          retry_failed=retry_failed,
+                                          since=since)]
+  ours: dict[str, RunRecord] = {}
+  stopped, waited_for = False, None
+  while not stopped:
+    held = []   # unfinished groups claimed by live workers
+    for group in grid_lib.groups(runs):
+      if not todo(group):
+        continue
+      claim = board.try_acquire(group_key(group))
+      if claim is None:
+        held.append(group_key(group))
+        continue
+      with claim:
+        # Read again under the claim: another worker may have finished the
+        # group between our first look and our claim.
+        group_todo = todo(group)
+        if not group_todo:
+          continue
+        for run in group_todo:
+          os.makedirs(run_dir(run), exist_ok=True)
+        log(f"[ablate {name}] {group_todo[0].dataset} /"
+            f" {group_todo[0].method}: seeds"
+            f" {', '.join(str(r.seed) for r in group_todo)}"
+            f" ({index[group_todo[0].run_id] + 1}-"
+            f"{index[group_todo[-1].run_id] + 1} of {len(runs)})")
+        for record in _run_group(group_todo, sweep, workdir, train_fns,
+                                 configs_dir, histograms, log, name):
+          log(f"[ablate {name}] {record.run.run_id}: {record.status}"
+              f" ({record.wall_s:.1f} s)")
+          ours[record.run.run_id] = record
+      if any(ours[r.run_id].status == "interrupted" for r in group_todo):
+        stopped = True   # SIGTERM: the rest is resumed by a later session
+        break
+    if stopped or not held:
+      break
+    if held != waited_for:
+      log(f"[ablate {name}] waiting for {len(held)} group(s) that other"
+          f" workers are running: {', '.join(held)}")
+      waited_for = held
+    time.sleep(poll_s)
+
+  def finish(meta):
+    sessions = meta.setdefault("sessions", [])
+    mine = next((s for s in sessions if s.get("id") == session["id"]), None)
+    if mine is None:   # sweep.json was rewritten meanwhile
+      sessions.append(session)
+      mine = session
+    mine.update(wall_s=time.perf_counter() - session_start, finished=_now())
+  _update_meta(workdir, board, finish)
+  records = []
+  for run in runs:
+    if run.run_id in ours:
+      records.append(ours[run.run_id])
       continue
-    log(f"[ablate] {todo[0].dataset} / {todo[0].method}: seeds"
-        f" {', '.join(str(r.seed) for r in todo)}"
-        f" ({len(records) + 1}-{len(records) + len(todo)} of {len(runs)})")
-    for record in _run_group(todo, sweep, workdir, train_fns, configs_dir,
-                             histograms, log):
-      log(f"[ablate] {record.run.run_id}: {record.status}"
-          f" ({record.wall_s:.1f} s)")
-      records[record.run.run_id] = record
-    stopped = any(records[r.run_id].status == "interrupted" for r in todo)
-  session["wall_s"] = time.perf_counter() - session_start
-  session["finished"] = _now()
-  _write_json(meta_path, meta)
-  return [records[r.run_id] for r in runs]
+    previous = read_status(run_dir(run)) or {}
+    status = previous.get("status", "pending")
+    if stopped and status not in FINISHED:
+      status = "pending"
+    records.append(RunRecord(run, run_dir(run), status,
+                             float(previous.get("wall_s", 0.0)),
+                             previous.get("error")))
+  return records

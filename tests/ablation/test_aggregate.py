@@ -1,8 +1,10 @@
 """Aggregation over seeds and the written tables and plots, from a sweep
-folder made by the runner with a stand-in trainer of known results."""
+folder made by the runner with a stand-in trainer of known results; the
+sweep's wall time with parallel workers."""
 from __future__ import annotations
 
 import csv
+import datetime
 import json
 import math
 import os
@@ -147,3 +149,28 @@ def test_methods_compared_with_simclr_paired_by_seed(sweep_dir):
   assert "| DCL > SimCLR | uci_hapt |" in md and "**inconclusive**" in md
   saved = json.load(open(result["paths"]["hypotheses"]))
   assert saved[0]["verdict"] == "inconclusive"
+
+
+def _sessions(tmp_path, spans):
+  """A sweep.json whose sessions ran over `spans` (start, seconds)."""
+  start = datetime.datetime(2026, 12, 1, tzinfo=datetime.timezone.utc)
+  sessions = [{"started": (start + datetime.timedelta(seconds=s)).isoformat(
+      timespec="seconds"), "wall_s": wall} for s, wall in spans]
+  (tmp_path / "sweep.json").write_text(json.dumps(
+      {"sessions": sessions, "run_ids": []}))
+  return json.loads((tmp_path / "sweep.json").read_text())
+
+
+def test_wall_time_of_parallel_workers_is_counted_once(tmp_path):
+  """Sessions one after another (a resumed sweep) add up; parallel
+  workers' sessions overlap, and their minutes are counted once."""
+  meta = _sessions(tmp_path, [(0, 100.5), (101, 50.0), (200, 10.0)])
+  assert report.sweep_wall_time(str(tmp_path)) == pytest.approx(160.5)
+  assert report.peak_workers(meta) == 1
+  meta = _sessions(tmp_path, [(0, 100.0), (2, 120.0), (3, 90.0),
+                              (300, 10.0)])
+  assert report.sweep_wall_time(str(tmp_path)) == pytest.approx(132.0)
+  assert report.peak_workers(meta) == 3
+  meta["sessions"].append({"started": meta["sessions"][0]["started"]})
+  (tmp_path / "sweep.json").write_text(json.dumps(meta))   # one killed
+  assert report.sweep_wall_time(str(tmp_path)) == pytest.approx(132.0)

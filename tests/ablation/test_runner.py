@@ -1,9 +1,12 @@
 """The sweep's bookkeeping, with stand-in trainers (no training): failures
-recorded and the sweep going on, resuming, retrying, SIGTERM."""
+recorded and the sweep going on, resuming, retrying, SIGTERM; several
+workers sharing a sweep, a dead worker's group taken over."""
 from __future__ import annotations
 
 import json
 import os
+import threading
+import time
 
 import pytest
 
@@ -107,3 +110,119 @@ def test_a_bad_sweep_fails_before_any_run(tmp_path):
                      train_fns={"contrastive": runner.one_at_a_time(trainer)},
                      log=lambda _: None)
   assert trainer.calls == []
+
+
+class SharedTrainer:
+  """A stand-in trainer for several workers (threads): records which run
+  each call trained, and takes `seconds` a run so that workers overlap."""
+
+  def __init__(self, seconds=0.1, fail=(), gate=None):
+    self.calls, self.seconds, self.fail = [], seconds, set(fail)
+    self.gate = gate   # called before training: waits for something
+    self._lock = threading.Lock()
+
+  def __call__(self, config, workdir):
+    if self.gate is not None:
+      self.gate()
+    run_id = os.path.basename(workdir)
+    with self._lock:
+      self.calls.append(run_id)
+    time.sleep(self.seconds)
+    if run_id in self.fail:
+      raise FloatingPointError("loss is nan at step 3")
+    with open(os.path.join(workdir, "results.json"), "w") as f:
+      json.dump({"knn_accuracy": 0.5}, f)
+    return {"knn_accuracy": 0.5}
+
+
+def _worker_sweep():
+  sweep = _sweep(("simclr", "dcl", "hcl", "decoupled_uniformity"))
+  for name in ("hcl", "decoupled_uniformity"):
+    sweep.method_specs[name] = {"config": name}
+  return sweep
+
+
+def _workers(tmp_path, trainer, n, **kwargs):
+  """Runs `n` workers (threads) on one workdir; returns their records."""
+  results, errors = {}, []
+
+  def work(i):
+    try:
+      results[i] = runner.run_sweep(
+          _worker_sweep(), str(tmp_path), histograms=False,
+          train_fns={"contrastive": runner.one_at_a_time(trainer)},
+          log=lambda _: None, worker=f"w{i}", poll_s=0.05, **kwargs)
+    except BaseException as e:  # pylint: disable=broad-except
+      errors.append(e)
+  threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
+  for thread in threads:
+    thread.start()
+  for thread in threads:
+    thread.join()
+  assert not errors, errors
+  return [results[i] for i in range(n)]
+
+
+def test_workers_sharing_a_sweep_run_each_run_once(tmp_path):
+  trainer = SharedTrainer()
+  per_worker = _workers(tmp_path, trainer, 3)
+  run_ids = [r.run.run_id for r in per_worker[0]]
+  assert sorted(trainer.calls) == sorted(run_ids)   # all, none twice
+  for records in per_worker:   # each returns when all are finished
+    assert [r.status for r in records] == ["done"] * len(run_ids)
+  statuses = [runner.read_status(str(tmp_path / "runs" / r)) for r in run_ids]
+  assert all(len(s["history"]) == 1 for s in statuses)
+  assert len({s["worker"] for s in statuses}) >= 2   # the work was shared
+  meta = json.load(open(tmp_path / "sweep.json"))
+  assert sorted(s["worker"] for s in meta["sessions"]) == ["w0", "w1", "w2"]
+  assert all(s["wall_s"] > 0 for s in meta["sessions"])
+
+
+def test_a_dead_worker_s_group_is_taken_over_after_the_timeout(tmp_path):
+  """A worker on another machine died running dcl: its claim is fresh at
+  first, so this worker runs the rest, waits, then takes dcl over."""
+  sweep_dir = tmp_path / "runs"
+  for seed in (0, 1):
+    run_dir = sweep_dir / f"uci_hapt__dcl__seed{seed}"
+    run_dir.mkdir(parents=True)
+    (run_dir / "status.json").write_text(json.dumps({
+        "status": "running", "attempts": 1, "worker": "far",
+        "history": [{"worker": "far", "status": "running"}]}))
+  claim_dir = tmp_path / runner.CLAIMS_DIR / "uci_hapt__dcl"
+  claim_dir.mkdir(parents=True)
+  (claim_dir / "000000.claim").write_text(json.dumps(
+      {"worker": "far", "host_id": "another/machine", "pid": 1}))
+  trainer, lines = SharedTrainer(seconds=0.0), []
+  start = time.monotonic()
+  records = runner.run_sweep(
+      _sweep(), str(tmp_path), histograms=False,
+      train_fns={"contrastive": runner.one_at_a_time(trainer)},
+      log=lines.append, worker="here", claim_timeout_s=1.0, poll_s=0.05)
+  assert time.monotonic() - start > 0.8
+  assert [r.status for r in records] == ["done"] * 4
+  assert trainer.calls[-2:] == ["uci_hapt__dcl__seed0", "uci_hapt__dcl__seed1"]
+  assert any("waiting for 1 group(s)" in line and "uci_hapt__dcl" in line
+             for line in lines)
+  status = runner.read_status(str(sweep_dir / "uci_hapt__dcl__seed0"))
+  assert status["attempts"] == 2 and status["worker"] == "here"
+  assert [h["worker"] for h in status["history"]] == ["far", "here"]
+  assert [h["status"] for h in status["history"]] == ["running", "done"]
+
+
+def test_workers_retrying_failures_retry_each_once(tmp_path):
+  """With --retry_failed on workers started together, a run that fails
+  again is not retried by the next worker: each retries only the failures
+  from before it started."""
+  first = SharedTrainer(seconds=0.0, fail={"uci_hapt__dcl__seed0"})
+  _workers(tmp_path, first, 1)
+
+  def all_started():   # the three workers' sessions are in sweep.json
+    while len(json.load(open(tmp_path / "sweep.json"))["sessions"]) < 4:
+      time.sleep(0.01)
+  again = SharedTrainer(fail={"uci_hapt__dcl__seed0"}, gate=all_started)
+  per_worker = _workers(tmp_path, again, 3, retry_failed=True)
+  assert again.calls == ["uci_hapt__dcl__seed0"]
+  for records in per_worker:
+    assert sum(r.status == "failed" for r in records) == 1
+  status = runner.read_status(str(tmp_path / "runs" / "uci_hapt__dcl__seed0"))
+  assert [h["status"] for h in status["history"]] == ["failed", "failed"]

@@ -1,14 +1,17 @@
 """The smoke sweep end to end, through the launcher: real training on UCI
 HAPT (tiny), a run that fails on purpose, the table and the plots; then the
-same command again resumes (nothing re-runs)."""
+same command again resumes (nothing re-runs); then three workers sharing a
+workdir, one of them killed mid-run, give the same table."""
 from __future__ import annotations
 
 import json
 import math
 import os
 import pathlib
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -29,7 +32,7 @@ def get_config(arg=None):
 '''
 
 
-def _launch(config_file, workdir):
+def _env():
   env = dict(os.environ)
   # One CPU device (conftest simulates 8 in this process): fewer programs
   # to partition, as on a user's machine.
@@ -38,10 +41,14 @@ def _launch(config_file, workdir):
   env["XLA_FLAGS"] = " ".join(flags)
   if not flags:
     del env["XLA_FLAGS"]
+  return env
+
+
+def _launch(config_file, workdir):
   proc = subprocess.run(
       [sys.executable, "-m", "launch.ablate", f"--config={config_file}",
        f"--workdir={workdir}"],
-      cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+      cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=900)
   assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
   return proc.stdout
 
@@ -141,3 +148,79 @@ def test_rerunning_the_command_resumes_without_training(sweep):
   assert before == after
   meta = json.loads((workdir / "sweep.json").read_text())
   assert len(meta["sessions"]) == 2
+
+
+def _wait_for_status(workdir, run_id, state, procs, timeout=600):
+  """The run's status once it is `state`, polling while the workers run."""
+  path = workdir / "runs" / run_id / "status.json"
+  deadline = time.monotonic() + timeout
+  while time.monotonic() < deadline:
+    try:
+      status = json.loads(path.read_text())
+    except (OSError, ValueError):
+      status = {}
+    if status.get("status") == state:
+      return status
+    exited = {n: p.returncode for n, p in procs.items() if p.poll() is not None}
+    assert not exited, f"workers exited before {run_id} was {state}: {exited}"
+    time.sleep(0.05)
+  raise AssertionError(f"{run_id} not {state} after {timeout} s")
+
+
+def test_three_workers_one_killed_give_the_one_worker_table(sweep, tmp_path):
+  """Three workers share a workdir; the one that runs SimCLR is killed
+  (SIGKILL) while training it. The survivors take its claim over and resume
+  the group: every run finished exactly once, and the merged table equals
+  the one-worker sweep's (all but the wall times)."""
+  config_file, one_worker, _ = sweep
+  workdir = tmp_path / "sweep"
+  logs = {f"w{i}": tmp_path / f"w{i}.log" for i in range(3)}
+  procs = {}
+  for name, log in logs.items():
+    with open(log, "w") as f:
+      procs[name] = subprocess.Popen(
+          [sys.executable, "-m", "launch.ablate", f"--config={config_file}",
+           f"--workdir={workdir}", f"--worker_name={name}",
+           "--claim_timeout=60", "--claim_poll=0.5"],
+          cwd=ROOT, env=_env(), stdout=f, stderr=subprocess.STDOUT)
+  try:
+    victim = _wait_for_status(workdir, "uci_hapt__simclr__seed0", "running",
+                              procs)["worker"]
+    time.sleep(1.0)   # into its population's set-up and training
+    procs[victim].send_signal(signal.SIGKILL)
+    assert procs[victim].wait(timeout=60) == -signal.SIGKILL
+    for name, proc in procs.items():
+      assert proc.wait(timeout=600) in (0, -signal.SIGKILL), (
+          logs[name].read_text()[-5000:])
+  finally:
+    for proc in procs.values():
+      if proc.poll() is None:
+        proc.kill()
+  out = {name: log.read_text() for name, log in logs.items()}
+  survivors = sorted(set(procs) - {victim})
+  for name in survivors:
+    assert procs[name].returncode == 0, out[name][-5000:]
+
+  run_ids = json.loads((workdir / "sweep.json").read_text())["run_ids"]
+  for run_id in run_ids:
+    status = _status(workdir, run_id)
+    assert status["status"] == _status(one_worker, run_id)["status"]
+    # Finished once: one attempt ended, in the statuses and in the logs.
+    ended = [h for h in status["history"] if h["status"] != "running"]
+    assert len(ended) == 1, status["history"]
+    logged = [line for text in out.values() for line in text.splitlines()
+              if f"] {run_id}: done" in line or f"] {run_id}: failed" in line]
+    assert len(logged) == 1, logged
+  for seed in (0, 1):   # the killed worker's group, taken over
+    history = _status(workdir, f"uci_hapt__simclr__seed{seed}")["history"]
+    assert [h["worker"] for h in history][0] == victim
+    assert history[1]["worker"] in survivors
+    assert [h["status"] for h in history] == ["running", "done"]
+  # Both survivors waited for the last group; one of them wrote the table.
+  assert sum("already written" in out[name] for name in survivors) == 1
+
+  def table(folder):
+    return [{k: v for k, v in row.items() if not k.startswith("wall_s")}
+            for row in json.loads((folder / "summary.json").read_text())]
+  assert table(workdir) == table(one_worker)
+  assert "9 runs (7 done, 2 failed)" in (workdir / "summary.md").read_text()
