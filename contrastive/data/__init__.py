@@ -5,7 +5,7 @@ files, UCI HAPT raw IMU text files), TFDS image datasets through
 `tfds.data_source` (no TensorFlow), a registry `build_dataset(config, split)`
 and a deterministic, process-sharded, resumable `BatchIterator`. Where the
 offline datasets are found, and fetching them (`python -m
-contrastive.data.fetch NAME`): `fetch`.
+contrastive.data.fetch NAME`): `sources`.
 
 Example:
   from contrastive import data

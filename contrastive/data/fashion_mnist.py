@@ -5,7 +5,7 @@ Benchmarking Machine Learning Algorithms". The folder holds the four files of
 the release, gzip-compressed (`*-ubyte.gz`, as published) or not:
 `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`, `t10k-images-idx3-ubyte`,
 `t10k-labels-idx1-ubyte`. Splits: 'train' (60,000) and 'test' (10,000).
-Where the folder is looked for, and how it is fetched: `fetch.locate`.
+Where the folder is looked for, and how it is fetched: `sources.locate`.
 """
 from __future__ import annotations
 
@@ -15,13 +15,13 @@ import pathlib
 import numpy as np
 
 from contrastive.data import base
-from contrastive.data import fetch
+from contrastive.data import sources
 
 WHERE_TO_GET = (
     "https://github.com/zalandoresearch/fashion-mnist (the four *-ubyte.gz"
     " files in data/fashion), or the Debian/Ubuntu package"
     " dataset-fashion-mnist (/usr/share/datasets/fashion-mnist)")
-DEBIAN_DIR = fetch.SPECS["fashion_mnist"].system_dirs[0]
+DEBIAN_DIR = sources.SPECS["fashion_mnist"].system_dirs[0]
 CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 _FILE_STEMS = {"train": "train", "test": "t10k"}
@@ -102,13 +102,13 @@ def resolve_dir(data_dir: str | pathlib.Path | None, *,
                 cache_dir: str | pathlib.Path | None = None,
                 download: bool = False) -> pathlib.Path:
   """The folder to read: `data_dir`, else the first of `../shared/data`,
-  Debian's folder and the cache that holds the files (`fetch.locate`).
+  Debian's folder and the cache that holds the files (`sources.locate`).
 
   Raises:
     DataNotFoundError: no candidate folder holds the four IDX files (the
       message names them and the command that fetches the data).
   """
-  return fetch.locate("fashion_mnist", data_dir, cache_dir=cache_dir,
+  return sources.locate("fashion_mnist", data_dir, cache_dir=cache_dir,
                       download=download)
 
 

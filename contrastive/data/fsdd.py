@@ -25,7 +25,7 @@ import wave
 import numpy as np
 
 from contrastive.data import base
-from contrastive.data import fetch
+from contrastive.data import sources
 
 WHERE_TO_GET = "https://github.com/Jakobovski/free-spoken-digit-dataset"
 CLASS_NAMES = tuple(str(d) for d in range(10))
@@ -154,7 +154,7 @@ def load_fsdd(
   if clip_samples < 1 or sample_rate < 1:
     raise ValueError(f"clip_samples and sample_rate must be >= 1, got"
                      f" {clip_samples} and {sample_rate}.")
-  folder = fetch.locate("fsdd", data_dir, cache_dir=cache_dir,
+  folder = sources.locate("fsdd", data_dir, cache_dir=cache_dir,
                         download=download)
   recordings = list_recordings(folder)
   speakers = tuple(sorted({speaker for _, _, speaker, _ in recordings}))

@@ -6,7 +6,7 @@ ones. Names (`DATASETS`):
 
   * The three offline datasets share data_dir, source, download and
     cache_dir (where a copy is looked for and how it is fetched:
-    `fetch.locate`):
+    `sources.locate`):
   * 'fashion_mnist': IDX files (`source='files'`), TFDS (`source='tfds'`), or
     `'auto'` (the default): the files if found, else a prepared TFDS copy.
   * 'fsdd': and clip_samples, sample_rate, test_indices, held_out_speaker
@@ -29,8 +29,8 @@ from typing import Any, Callable, Mapping
 
 from contrastive.data import base
 from contrastive.data import fashion_mnist
-from contrastive.data import fetch
 from contrastive.data import fsdd
+from contrastive.data import sources
 from contrastive.data import tfds_source
 from contrastive.data import uci_hapt
 
@@ -74,8 +74,8 @@ def _fashion_mnist(split: str, *, data_dir: str | None = None,
     return tfds_source.TfdsDataset("fashion_mnist", split)
   except FileNotFoundError:
     pass
-  spec = fetch.SPECS["fashion_mnist"]
-  tried = [str(c) for c in fetch.candidates("fashion_mnist", data_dir,
+  spec = sources.SPECS["fashion_mnist"]
+  tried = [str(c) for c in sources.candidates("fashion_mnist", data_dir,
                                             cache_dir)]
   raise base.missing_data_error(
       "fashion_mnist", ", ".join([*tried, "the TFDS default folder"]),

@@ -32,7 +32,7 @@ from typing import Sequence
 import numpy as np
 
 from contrastive.data import base
-from contrastive.data import fetch
+from contrastive.data import sources
 from contrastive.data import hapt_files
 
 NUM_BASIC_ACTIVITIES = 6
@@ -150,7 +150,7 @@ def load_uci_hapt(
   if window < 1 or stride < 1:
     raise ValueError(f"window and stride must be >= 1, got {window} and"
                      f" {stride}.")
-  folder = fetch.locate("uci_hapt", data_dir, cache_dir=cache_dir,
+  folder = sources.locate("uci_hapt", data_dir, cache_dir=cache_dir,
                         download=download)
   recordings = hapt_files.load_recordings(
       folder, cache_dir=cache_dir, use_cache=use_cache)

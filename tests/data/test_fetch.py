@@ -21,6 +21,7 @@ from contrastive import data
 from contrastive.data import base
 from contrastive.data import fetch
 from contrastive.data import fsdd
+from contrastive.data import sources
 
 
 def _idx(array: np.ndarray) -> bytes:
@@ -84,8 +85,8 @@ def nowhere(tmp_path, monkeypatch):
   """No copy in the default places: ../shared/data and Debian's folder point
   at empty folders, the cache root is a temporary one."""
   monkeypatch.setattr(base, "DEFAULT_DATA_ROOT", tmp_path / "no_shared")
-  monkeypatch.setitem(fetch.SPECS, "fashion_mnist", dataclasses.replace(
-      fetch.SPECS["fashion_mnist"], system_dirs=(tmp_path / "no_debian",)))
+  monkeypatch.setitem(sources.SPECS, "fashion_mnist", dataclasses.replace(
+      sources.SPECS["fashion_mnist"], system_dirs=(tmp_path / "no_debian",)))
   cache = tmp_path / "cache"
   monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
   return cache / "contrastive"
@@ -95,12 +96,12 @@ def _use_manifest(monkeypatch, tmp_path, name, files):
   folder = tmp_path / "checksums"
   folder.mkdir(exist_ok=True)
   (folder / f"{name}.sha256").write_text(_manifest(files))
-  monkeypatch.setattr(fetch, "CHECKSUM_DIR", folder)
+  monkeypatch.setattr(sources, "CHECKSUM_DIR", folder)
 
 
 def _use_mirrors(monkeypatch, name, *mirrors):
-  monkeypatch.setitem(fetch.SPECS, name, dataclasses.replace(
-      fetch.SPECS[name], mirrors=mirrors))
+  monkeypatch.setitem(sources.SPECS, name, dataclasses.replace(
+      sources.SPECS[name], mirrors=mirrors))
 
 
 def test_reader_downloads_verifies_and_reuses_the_cache(
@@ -108,7 +109,7 @@ def test_reader_downloads_verifies_and_reuses_the_cache(
   root, url = mirror
   files = _fake_fashion_mnist(root)
   _use_manifest(monkeypatch, tmp_path, "fashion_mnist", files)
-  _use_mirrors(monkeypatch, "fashion_mnist", fetch.Files(url))
+  _use_mirrors(monkeypatch, "fashion_mnist", sources.Files(url))
   with pytest.raises(data.DataNotFoundError, match="fetch fashion_mnist"):
     data.build_dataset({"name": "fashion_mnist", "source": "files"}, "train")
   ds = data.build_dataset({"name": "fashion_mnist", "download": True}, "train")
@@ -130,7 +131,7 @@ def test_checksum_mismatch_is_a_clear_error_and_keeps_nothing(
   root, url = mirror
   files = _fake_fashion_mnist(root)
   _use_manifest(monkeypatch, tmp_path, "fashion_mnist", files)
-  _use_mirrors(monkeypatch, "fashion_mnist", fetch.Files(url))
+  _use_mirrors(monkeypatch, "fashion_mnist", sources.Files(url))
   damaged = bytearray(files["train-labels-idx1-ubyte.gz"])
   damaged[-5] ^= 0xFF
   (root / "train-labels-idx1-ubyte.gz").write_bytes(bytes(damaged))
@@ -151,13 +152,13 @@ def test_second_mirror_is_tried_and_every_reason_reported(
   files = _fake_fashion_mnist(root / "good")
   _use_manifest(monkeypatch, tmp_path, "fashion_mnist", files)
   target = tmp_path / "fm"
-  got = fetch.fetch("fashion_mnist", target, mirrors=(
-      fetch.Files(url + "absent/"), fetch.Files(url + "good/")))
-  assert got == target and fetch.SPECS["fashion_mnist"].present(target)
+  got = sources.fetch("fashion_mnist", target, mirrors=(
+      sources.Files(url + "absent/"), sources.Files(url + "good/")))
+  assert got == target and sources.SPECS["fashion_mnist"].present(target)
   with pytest.raises(data.FetchError, match=r"no mirror worked:\n.*404"
                      r"(.|\n)*127\.0\.0\.1:1/"):
-    fetch.fetch("fashion_mnist", tmp_path / "other", mirrors=(
-        fetch.Files(url + "absent/"), fetch.Files("http://127.0.0.1:1/")))
+    sources.fetch("fashion_mnist", tmp_path / "other", mirrors=(
+        sources.Files(url + "absent/"), sources.Files("http://127.0.0.1:1/")))
 
 
 @pytest.mark.parametrize("kind", ["tar.gz", "zip", "nested zip"])
@@ -184,7 +185,7 @@ def test_archive_members_are_checked_and_extracted(
       with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("Data Set.zip", inner)
   (root / "release").write_bytes(buffer.getvalue())
-  _use_mirrors(monkeypatch, "fsdd", fetch.Archive(url + "release"))
+  _use_mirrors(monkeypatch, "fsdd", sources.Archive(url + "release"))
   ds = fsdd.load_fsdd("train", download=True)
   assert len(ds) == 4 and ds.info.extras["speakers"] == ("amy", "bob")
   folder = nowhere / "fsdd"
@@ -204,12 +205,12 @@ def test_archive_with_a_wrong_or_missing_member(mirror, tmp_path, monkeypatch):
         archive.writestr(path, content)
   with pytest.raises(data.FetchError, match=r"checksum mismatch for "
                      r"RawData/labels.txt in http.*bad\.zip"):
-    fetch.fetch("uci_hapt", tmp_path / "a",
-                mirrors=(fetch.Archive(url + "bad.zip"),))
+    sources.fetch("uci_hapt", tmp_path / "a",
+                mirrors=(sources.Archive(url + "bad.zip"),))
   with pytest.raises(data.FetchError,
                      match=r"short\.zip lacks 1 of .* RawData/labels.txt"):
-    fetch.fetch("uci_hapt", tmp_path / "b",
-                mirrors=(fetch.Archive(url + "short.zip"),))
+    sources.fetch("uci_hapt", tmp_path / "b",
+                mirrors=(sources.Archive(url + "short.zip"),))
   assert sorted(p.name for p in tmp_path.iterdir()) == [
       "checksums", "mirror"]  # nothing partial left beside the targets
 
@@ -220,7 +221,7 @@ def test_missing_data_is_one_error_naming_places_and_command(nowhere):
     with pytest.raises(data.DataNotFoundError) as e:
       data.build_dataset(config, "train")
     message = str(e.value)
-    for place in fetch.candidates(name):
+    for place in sources.candidates(name):
       assert str(place) in message
     assert f"run: python -m contrastive.data.fetch {name}" in message
     assert e.value.__cause__ is None
@@ -236,10 +237,10 @@ def test_cli_reports_a_copy_installs_the_debian_package_or_downloads(
   root, url = mirror
   files = _fake_fashion_mnist(root)
   _use_manifest(monkeypatch, tmp_path, "fashion_mnist", files)
-  _use_mirrors(monkeypatch, "fashion_mnist", fetch.Files(url))
+  _use_mirrors(monkeypatch, "fashion_mnist", sources.Files(url))
   monkeypatch.setattr(fetch.shutil, "which", lambda cmd: "/usr/bin/" + cmd)
   monkeypatch.setattr(fetch.os, "geteuid", lambda: 0)
-  debian = fetch.SPECS["fashion_mnist"].system_dirs[0]
+  debian = sources.SPECS["fashion_mnist"].system_dirs[0]
   commands = []
 
   def fake_run(command, **kwargs):
@@ -263,7 +264,7 @@ def test_cli_reports_a_copy_installs_the_debian_package_or_downloads(
   monkeypatch.setattr(fetch.os, "geteuid", lambda: 1000)
   target = tmp_path / "mine"
   assert fetch.main(["fashion_mnist", "--data_dir", str(target)]) == 0
-  assert fetch.SPECS["fashion_mnist"].present(target)
+  assert sources.SPECS["fashion_mnist"].present(target)
   (root / "t10k-images-idx3-ubyte.gz").write_bytes(b"changed")
   assert fetch.main(["fashion_mnist", "--data_dir",
                      str(tmp_path / "other")]) == 1
@@ -276,6 +277,6 @@ def test_checksum_files_match_the_shared_copies(shared_data_dir, capsys):
     assert fetch.main([name, "--manifest_from",
                        str(shared_data_dir / name)]) == 0
     assert capsys.readouterr().out == (
-        fetch.CHECKSUM_DIR / f"{name}.sha256").read_text()
-  assert len(fetch.read_manifest("fsdd")) == 3000
-  assert len(fetch.read_manifest("uci_hapt")) == 2 * 61 + 2
+        sources.CHECKSUM_DIR / f"{name}.sha256").read_text()
+  assert len(sources.read_manifest("fsdd")) == 3000
+  assert len(sources.read_manifest("uci_hapt")) == 2 * 61 + 2
