@@ -188,7 +188,11 @@ def base_config(arg: str | None) -> ml_collections.ConfigDict:
   config.train = dict(
       batch_size=512, num_epochs=200, num_steps=0, log_every=50,
       checkpoint_every=1000, keep_checkpoints=3, eval_every=5000,
-      progress=True)
+      progress=True,
+      # Multi-host: how long a process waits for the others at the exchange
+      # before each step (contrastive/train/agreement.py); it must cover the
+      # first step's compilation and an evaluation.
+      agreement_timeout_s=1800.0)
   config.eval = dict(
       final=True, batch_size=1024, knn_k=20, knn_temperature=0.07,
       # None: the whole split (the standard protocol). Placeholders, so that

@@ -28,7 +28,13 @@ from contrastive.train import evaluation
 from contrastive.train import experiment as experiment_lib
 from contrastive.train import mesh as mesh_lib
 from contrastive.train import population as population_lib
-from contrastive.train.checkpoint import Checkpointer, abstract_like
+from contrastive.train.agreement import Decision
+from contrastive.train.agreement import PeerFailure
+from contrastive.train.agreement import Stop
+from contrastive.train.agreement import StopAgreement
+from contrastive.train.checkpoint import Checkpointer
+from contrastive.train.checkpoint import NonFiniteStateError
+from contrastive.train.checkpoint import abstract_like
 from contrastive.train.metrics_writer import MetricsWriter
 from contrastive.train.preemption import PreemptionGuard
 
@@ -44,20 +50,25 @@ def _progress(total: int, initial: int, enabled: bool):
 def restore_or_init(exp, ckpt: Checkpointer, iterator, hooks=(), step=None):
   """The checkpoint's state and data position, or a fresh state.
 
-  `step` picks the checkpoint (default: the latest). Each hook's
-  `restore(state)` runs before the data position is restored (a
-  cluster-balanced sampler needs its clusters to order the epoch).
+  `step` picks the checkpoint; by default the newest one that verifies
+  (`Checkpointer.restore_latest`: a damaged newer one is set aside with a
+  warning). Each hook's `restore(state)` runs before the data position is
+  restored (a cluster-balanced sampler needs its clusters to order the
+  epoch).
   """
+  shapes = experiment_lib.abstract_state(exp)
+  shardings = experiment_lib.state_shardings(exp, shapes)
+  target = abstract_like(shapes, shardings)
   if step is None:
-    step = ckpt.latest_step()
-  if step is None:
+    found = ckpt.restore_latest(target)
+  else:
+    found = (step, *ckpt.restore(target, step))
+  if found is None:
     state, shardings = experiment_lib.init_state(exp)
     for hook in hooks:
       hook.restore(state)
     return state, shardings
-  shapes = experiment_lib.abstract_state(exp)
-  shardings = experiment_lib.state_shardings(exp, shapes)
-  state, data_state = ckpt.restore(abstract_like(shapes, shardings), step)
+  _, state, data_state = found
   for hook in hooks:
     hook.restore(state)
   iterator.set_state(data_state)
@@ -176,9 +187,17 @@ def _member_batches(members, active, executor, exp):
 
 
 def _fail(member: _Member, error: BaseException) -> None:
-  member.error = error
-  member.ckpt.close()   # lets an in-flight save of a finite step finish
+  member.ckpt.wait()   # lets an in-flight save of a finite step finish
+  latest = member.ckpt.latest_step()
+  member.ckpt.close()
   member.writer.close()
+  if (isinstance(error, FloatingPointError)
+      and not isinstance(error, NonFiniteStateError)):
+    where = (f"the last finite checkpoint is step {latest} in"
+             f" {member.ckpt.directory}; re-running resumes from it" if
+             latest is not None else "no checkpoint was saved before it")
+    error = FloatingPointError(f"{error} ({where}).")
+  member.error = error
   logging.error("population member %d (%s) failed: %s", member.index,
                 member.workdir, error)
 
@@ -311,56 +330,59 @@ def train_population(configs: Sequence[Any], workdirs: Sequence[str], *,
   start = min(m.step for m in members)
   bar = _progress(num_steps, start, is_main and train_cfg.get("progress", True))
   guard = guard or PreemptionGuard()
+  agreement = StopAgreement(
+      timeout_s=float(train_cfg.get("agreement_timeout_s", 1800.0)))
   clock = _TrainClock(start)
-  preempted, done = False, start
+  # This process's host-side error (data, hooks, logging, saving): it stops
+  # every process at the next exchange instead of leaving them in a
+  # collective that this process would never join.
+  error: BaseException | None = None
+  decision, done = Decision(Stop.NONE), start
   with guard:
-    for step in range(start, num_steps):
+    for step in range(start, num_steps + 1):
       if all(m.error is not None for m in members):
+        break  # the members fail on replicated values: on every process
+      active, batches = [], None
+      # What a preemption at this step saves: the state before the hooks
+      # and the data position before this step's batches were drawn.
+      before = {m.index: (executor.state(m.index) if m.hooks else None,
+                          m.iterator.get_state()) for m in members}
+      if step < num_steps and error is None:
+        try:
+          active = [m for m in members if m.error is None and m.step == step]
+          if active or executor.stacked:
+            _run_hooks(active, executor, step)
+            batches = _member_batches(members, active, executor, base)
+        except Exception as e:  # pylint: disable=broad-except
+          error = e
+      decision = _agree(agreement, guard, error, step)
+      if decision.reason is not Stop.NONE or step == num_steps:
         break
-      active = [m for m in members if m.error is None and m.step == step]
       if not active and not executor.stacked:
         continue
-      _run_hooks(active, executor, step)
-      batches = _member_batches(members, active, executor, base)
       if executor.stacked:
         metrics = executor.step(range(len(members)), batches, hparams)
       else:
         metrics = executor.step([m.index for m in active], batches,
                                 [m.hparams for m in active])
       done = step + 1
-      log_now = done % log_every == 0 or done == num_steps
-      eval_now = eval_every and done % eval_every == 0 and done != num_steps
-      save_now = done % ckpt_every == 0
-      if log_now or eval_now or save_now:
-        jax.block_until_ready(executor.states)
-        clock.pause()
-      for m in active:
-        m.step = done
-        if log_now:
-          _log(m, jax.device_get(metrics[m.index]), done, base, clock,
-               members, bar)
-        if m.error is not None:
-          continue
-        if eval_now:
-          m.writer.write(done, evaluation.monitor(m.exp,
-                                                  executor.state(m.index)))
-        if save_now:
-          m.ckpt.save(done, executor.state(m.index), m.iterator.get_state())
-      if log_now:
-        clock.mark_logged(done)
-      if log_now or eval_now or save_now:
-        clock.resume()
-      if bar is not None:
-        bar.update(1)
-      if guard.requested:
-        for m in members:
-          if m.error is None:
-            m.ckpt.save(m.step, executor.state(m.index),
-                        m.iterator.get_state(), force=True)
-        preempted = True
-        break
+      try:
+        _after_step(active, members, executor, metrics, done, base, clock,
+                    bar, log_every=log_every, eval_every=eval_every,
+                    ckpt_every=ckpt_every)
+      except Exception as e:  # pylint: disable=broad-except
+        error = e
   if bar is not None:
     bar.close()
+  if decision.reason is Stop.ERROR:
+    _abort(members, error, decision)
+  preempted = decision.reason is Stop.PREEMPTED
+  if preempted:
+    for m in members:
+      if m.error is None:
+        state, data_state = before[m.index]
+        _save(m, executor.state(m.index) if state is None else state,
+              data_state, force=True)
   outcomes = []
   input_cache: dict[str, Any] = {}
   for m in members:
@@ -372,11 +394,78 @@ def train_population(configs: Sequence[Any], workdirs: Sequence[str], *,
       outcomes.append(MemberOutcome(m.workdir, {"preempted": True,
                                                 "step": m.step}))
     else:
-      outcomes.append(MemberOutcome(
-          m.workdir, _finish(m, executor.state(m.index), input_cache)))
+      try:
+        outcomes.append(MemberOutcome(
+            m.workdir, _finish(m, executor.state(m.index), input_cache)))
+      except NonFiniteStateError as e:
+        _fail(m, e)
+        outcomes.append(MemberOutcome(m.workdir, error=m.error))
   if preempted:
-    logging.warning("stopped by SIGTERM after step %d; checkpoint saved", done)
+    who = ("this process" if decision.process == jax.process_index() else
+           f"process {decision.process}")
+    logging.warning("stopped after step %d (SIGTERM or guard.request() on"
+                    " %s); checkpoint saved", done, who)
   return outcomes
+
+
+def _agree(agreement: StopAgreement, guard: PreemptionGuard,
+           error: BaseException | None, step: int) -> Decision:
+  if error is not None:
+    return agreement.agree(
+        Stop.ERROR, f"{type(error).__name__} before step {step + 1}: {error}")
+  return agreement.agree(Stop.PREEMPTED if guard.requested else Stop.NONE)
+
+
+def _after_step(active, members, executor, metrics, done, base, clock, bar,
+                *, log_every: int, eval_every: int, ckpt_every: int) -> None:
+  """Logs, evaluates and checkpoints the members that took step `done`."""
+  num_steps = base.num_steps
+  log_now = done % log_every == 0 or done == num_steps
+  eval_now = eval_every and done % eval_every == 0 and done != num_steps
+  save_now = done % ckpt_every == 0
+  if log_now or eval_now or save_now:
+    jax.block_until_ready(executor.states)
+    clock.pause()
+  for m in active:
+    m.step = done
+    if log_now:
+      _log(m, jax.device_get(metrics[m.index]), done, base, clock, members,
+           bar)
+    if m.error is not None:
+      continue
+    if eval_now:
+      m.writer.write(done, evaluation.monitor(m.exp, executor.state(m.index)))
+    if save_now:
+      _save(m, executor.state(m.index), m.iterator.get_state())
+  if log_now:
+    clock.mark_logged(done)
+  if log_now or eval_now or save_now:
+    clock.resume()
+  if bar is not None:
+    bar.update(1)
+
+
+def _save(m: _Member, state, data_state, *, force: bool = False) -> None:
+  """Checkpoints a member; a non-finite state fails the member instead (the
+  check is on replicated values, so every process decides alike)."""
+  try:
+    m.ckpt.save(m.step, state, data_state, force=force)
+  except NonFiniteStateError as e:
+    _fail(m, e)
+
+
+def _abort(members: Sequence[_Member], error: BaseException | None,
+           decision: Decision) -> None:
+  """Every process stops: waits for the saves in flight, then raises this
+  process's error, or `PeerFailure` naming the process that failed."""
+  for m in members:
+    if m.error is None:
+      m.ckpt.close()
+      m.writer.close()
+  if error is not None:
+    raise error
+  raise PeerFailure(f"process {decision.process} stopped with an error, so"
+                    f" this one stopped too: {decision.message}")
 
 
 def train_and_evaluate(config, workdir: str, *,

@@ -304,5 +304,21 @@ def build_objective(loss_config: Mapping[str, Any], method: str) -> Objective:
         f"config.loss has fields {unknown} that loss {name!r} does not take;"
         f" its hyperparameters are: {', '.join(accepted)}."
     )
+  _check_positive_hparams(name, hparams)
   return Objective(name=name, method=method, spec=spec, hparams=hparams,
                    cfg=cfg, state_hparams=state_hparams)
+
+
+# Hyperparameters that must be > 0 wherever a loss takes them. The losses
+# check them too, but only when the first step is traced (after building the
+# data pipeline and the model); checking here fails at start-up.
+_POSITIVE = ("temperature", "kernel_scale", "lam")
+
+
+def _check_positive_hparams(name: str, hparams: Mapping[str, Any]) -> None:
+  for field in _POSITIVE:
+    value = hparams.get(field)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and (
+        not value > 0):
+      raise ValueError(
+          f"config.loss.{field} must be > 0 for loss {name!r}, got {value}.")

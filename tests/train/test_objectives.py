@@ -51,3 +51,15 @@ def test_moco_filtered_adapter_is_dual_view_moco():
                            queue, temperature=0.2, top_k=5,
                            negative_mask=mask)
   np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("loss", [
+    dict(name="infonce", temperature=0.0),
+    dict(name="dcl", temperature=-0.1, tau_plus=0.1),
+    dict(name="moco_filtered", temperature=0, top_k=4),
+])
+def test_non_positive_temperature_fails_when_built(loss):
+  """At start-up, not when the first step is traced (~70 s into a run)."""
+  method = "moco" if loss["name"] == "moco_filtered" else "simclr"
+  with pytest.raises(ValueError, match="config.loss.temperature must be > 0"):
+    build_objective(loss, method)

@@ -23,7 +23,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 class StopAfter(PreemptionGuard):
-  """Acts as if SIGTERM arrived during step `n` (the loop asks once a step)."""
+  """Acts as if SIGTERM arrived during step `n` (the loop asks before each
+  step and after the last, so the (n+1)-th question follows step n)."""
 
   def __init__(self, n: int):
     super().__init__()
@@ -32,7 +33,7 @@ class StopAfter(PreemptionGuard):
   @property
   def requested(self) -> bool:
     self._asked += 1
-    return self._asked >= self._n
+    return self._asked > self._n
 
 
 def _config():
