@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from typing import Any, Sequence
 
 import jax
 import numpy as np
 from absl import logging
+from etils import epath
 
 from contrastive.clustering import hooks as hooks_lib
 from contrastive.train import evaluation
@@ -36,6 +36,7 @@ from contrastive.train.checkpoint import Checkpointer
 from contrastive.train.checkpoint import NonFiniteStateError
 from contrastive.train.checkpoint import abstract_like
 from contrastive.train.metrics_writer import MetricsWriter
+from contrastive.train.metrics_writer import read_metrics
 from contrastive.train.preemption import PreemptionGuard
 
 
@@ -121,24 +122,21 @@ class _Member:
 def _previous_train_time(workdir: str, step: int) -> tuple[float, float]:
   """`(train_cpu_s, train_wall_s)` logged at the last row at or before
   `step` of `workdir/metrics.jsonl` (a resumed run keeps counting)."""
-  path = os.path.join(workdir, "metrics.jsonl")
   cpu = wall = 0.0
-  if step and os.path.exists(path):
-    with open(path) as f:
-      for line in f:
-        row = json.loads(line)
-        if row.get("step", 0) <= step and "train_cpu_s" in row:
-          cpu, wall = float(row["train_cpu_s"]), float(row["train_wall_s"])
+  if step:
+    for row in read_metrics(workdir):
+      if row.get("step", 0) <= step and "train_cpu_s" in row:
+        cpu, wall = float(row["train_cpu_s"]), float(row["train_wall_s"])
   return cpu, wall
 
 
 def _open_member(index, base_exp, config, workdir, sweep, is_main) -> _Member:
-  os.makedirs(workdir, exist_ok=True)
+  epath.Path(workdir).mkdir(parents=True, exist_ok=True)
   exp = experiment_lib.for_member(base_exp, config)
   train_cfg = config.train
   return _Member(
       index=index, exp=exp, workdir=workdir,
-      ckpt=Checkpointer(os.path.join(workdir, "checkpoints"),
+      ckpt=Checkpointer(str(epath.Path(workdir) / "checkpoints"),
                         max_to_keep=int(train_cfg.get("keep_checkpoints", 3))),
       iterator=exp.train_iterator(), hooks=hooks_lib.build_hooks(exp),
       writer=MetricsWriter(workdir, enabled=is_main),
@@ -160,6 +158,8 @@ def _restore(members: list[_Member], executor) -> None:
     state, _ = restore_or_init(member.exp, member.ckpt, member.iterator,
                                member.hooks, step=step)
     member.step = int(state.step)
+    # Rows logged after this checkpoint will be logged again: drop them.
+    member.writer.resume(member.step)
     member.cpu_offset, member.wall_offset = _previous_train_time(
         member.workdir, member.step)
     states.append(state)
@@ -219,8 +219,8 @@ def _finish(member: _Member, state, input_cache: dict) -> dict[str, Any]:
                                         if isinstance(v, (int, float))})
   member.writer.close()
   if jax.process_index() == 0:
-    with open(os.path.join(member.workdir, "results.json"), "w") as f:
-      json.dump(results, f, indent=2)
+    (epath.Path(member.workdir) / "results.json").write_text(
+        json.dumps(results, indent=2))
   return results
 
 
@@ -493,13 +493,13 @@ def train_and_evaluate(config, workdir: str, *,
   sweep = population_lib.sweep_of(configs)
   names = [population_lib.member_name(c, sweep) for c in configs]
   outcomes = train_population(
-      configs, [os.path.join(workdir, "members", n) for n in names],
+      configs, [str(epath.Path(workdir) / "members" / n) for n in names],
       execution=config.population.get("execution", "auto"), guard=guard)
   results = {"members": {
       n: o.results if o.error is None else
       {"error": f"{type(o.error).__name__}: {o.error}"}
       for n, o in zip(names, outcomes)}}
   if jax.process_index() == 0:
-    with open(os.path.join(workdir, "population.json"), "w") as f:
-      json.dump(results, f, indent=2)
+    (epath.Path(workdir) / "population.json").write_text(
+        json.dumps(results, indent=2))
   return results

@@ -81,6 +81,28 @@ def test_interrupted_run_resumes_bitwise(tmp_path):
   assert losses("straight") == losses("resumed")
 
 
+def test_rows_logged_after_the_checkpoint_are_not_repeated(tmp_path):
+  """A run killed after logging past its last checkpoint (here: steps 3-5
+  past checkpoint 2, the later checkpoints gone) logs those steps again
+  when resumed; metrics.jsonl keeps one row a step, the final row's step an
+  int."""
+  config = _config()
+  config.train.checkpoint_every = 2
+  workdir = tmp_path / "run"
+  train_and_evaluate(config, str(workdir))
+  for step in (4, 5):
+    for path in sorted((workdir / "checkpoints" / str(step)).rglob("*"),
+                       reverse=True):
+      path.rmdir() if path.is_dir() else path.unlink()
+    (workdir / "checkpoints" / str(step)).rmdir()
+  train_and_evaluate(config, str(workdir))
+  rows = [json.loads(line)
+          for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  logged = [r["step"] for r in rows if "loss" in r]
+  assert logged == [1, 2, 3, 4, 5]
+  assert all(isinstance(r["step"], int) for r in rows)
+
+
 def test_sigterm_saves_and_exits_cleanly(tmp_path):
   workdir = tmp_path / "run"
   cmd = [sys.executable, "-m", "launch.main",
