@@ -33,6 +33,11 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
   del argv
+  from contrastive.train.preemption import PreemptionGuard  # pylint: disable=g-import-not-at-top
+  # SIGTERM is a request from here on, also during start-up and compilation:
+  # the loop acts on it (with the other processes) before its first step. A
+  # SIGTERM during the final evaluation lets the evaluation finish.
+  guard = PreemptionGuard().__enter__()
   import jax  # pylint: disable=g-import-not-at-top
   if _DISTRIBUTED.value:
     from contrastive.train.distributed import initialize_from_env  # pylint: disable=g-import-not-at-top
@@ -47,7 +52,7 @@ def main(argv):
   # Remote workdir packages, no empty workdir left by a failed start, and one
   # line for a full disk.
   with workdir_guard.guard(_WORKDIR.value):
-    results = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    results = train_and_evaluate(_CONFIG.value, _WORKDIR.value, guard=guard)
   if jax.process_index() == 0:
     print(json.dumps(results, indent=2))
     if "knn_accuracy" in results or "members" in results:

@@ -31,15 +31,6 @@ if (( $# < 2 )); then
 fi
 config=$1; workdir=$2; shift 2
 
-# run CMD...: runs it, or prints it (shell-quoted) under DRY_RUN=1.
-run() {
-  if [[ ${DRY_RUN:-0} == 1 ]]; then
-    local quoted; printf -v quoted '%q ' "$@"; echo "${quoted% }"
-  else
-    "$@"
-  fi
-}
-
 is_repo() { [[ -n $1 && -f $1/launch/main.py && -d $1/contrastive ]]; }
 
 if [[ -n ${CONTRASTIVE_REPO:-} ]]; then
@@ -63,20 +54,8 @@ else
   exit 2
 fi
 
-# A relative local workdir means the folder the job was started in; a URI
-# (gs://bucket/run) is left as it is.
-if [[ $workdir != /* && $workdir != *://* ]]; then
-  workdir=$PWD/$workdir
-fi
-
-run cd "$repo"
-cd "$repo"   # under DRY_RUN too, to look for its .venv
-if [[ -f .venv/bin/activate ]]; then
-  run . .venv/bin/activate
-else
-  echo "slurm.sh: no $repo/.venv; using $(command -v python || echo python)" \
-    "from PATH." >&2
-fi
+. "$repo/launch/lib.sh"
+enter_repo slurm.sh "$repo" "$workdir"
 # --signal=TERM@120 gives the run two minutes to checkpoint before the kill.
 run srun --kill-on-bad-exit=1 python -m launch.main --distributed \
   --config="$config" --workdir="$workdir" "$@"

@@ -24,15 +24,6 @@ if (( $# < 2 )); then
 fi
 config=$1; workdir=$2; shift 2
 
-# run CMD...: runs it, or prints it (shell-quoted) under DRY_RUN=1.
-run() {
-  if [[ ${DRY_RUN:-0} == 1 ]]; then
-    local quoted; printf -v quoted '%q ' "$@"; echo "${quoted% }"
-  else
-    "$@"
-  fi
-}
-
 repo=${CONTRASTIVE_REPO:-$(cd "$(dirname "$0")/.." && pwd)}
 if [[ ! -f $repo/launch/main.py || ! -d $repo/contrastive ]]; then
   echo "tpu_vm.sh: $repo does not hold the contrastive repository (no" \
@@ -41,19 +32,7 @@ if [[ ! -f $repo/launch/main.py || ! -d $repo/contrastive ]]; then
   exit 2
 fi
 
-# A relative local workdir means the folder the script was started in; a
-# URI (gs://bucket/run) is left as it is.
-if [[ $workdir != /* && $workdir != *://* ]]; then
-  workdir=$PWD/$workdir
-fi
-
-run cd "$repo"
-cd "$repo"   # under DRY_RUN too, to look for its .venv
-if [[ -f .venv/bin/activate ]]; then
-  run . .venv/bin/activate
-else
-  echo "tpu_vm.sh: no $repo/.venv; using $(command -v python || echo python)" \
-    "from PATH." >&2
-fi
+. "$repo/launch/lib.sh"
+enter_repo tpu_vm.sh "$repo" "$workdir"
 run exec python -m launch.main --distributed --config="$config" \
   --workdir="$workdir" "$@"

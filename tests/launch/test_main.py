@@ -120,7 +120,7 @@ def _run_main(tmp_path, body: str, *args: str):
       "import errno, os, sys",
       "from absl import app",
       "from contrastive.train import loop",
-      "def fake(config, workdir):",
+      "def fake(config, workdir, **unused):",
       textwrap.indent(textwrap.dedent(body).strip("\n"), "  "),
       "loop.train_and_evaluate = fake",
       "from launch import main",

@@ -98,6 +98,7 @@ def fake_repo(tmp_path):
   (repo / "launch").mkdir(parents=True)
   (repo / "contrastive").mkdir()
   (repo / "launch" / "main.py").touch()
+  shutil.copy(ROOT / "launch" / "lib.sh", repo / "launch" / "lib.sh")
   bin_dir = repo / ".venv" / "bin"
   bin_dir.mkdir(parents=True)
   (bin_dir / "activate").write_text(f'export PATH="{bin_dir}:$PATH"\n')
