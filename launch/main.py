@@ -20,6 +20,8 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from contrastive.train.preemption import PreemptionGuard
+
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file, e.g. configs/moco.py:fashion_mnist,small.",
     lock_config=True)
@@ -31,13 +33,16 @@ _DISTRIBUTED = flags.DEFINE_bool(
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+# SIGTERM is a stop request from the launcher's start (`__main__` below
+# enters the guard before the flags load the config), through start-up and
+# compilation: the loop acts on it, with the other processes, before its
+# first step. A SIGTERM during the final evaluation lets it finish.
+_GUARD = PreemptionGuard()
+
+
 def main(argv):
   del argv
-  from contrastive.train.preemption import PreemptionGuard  # pylint: disable=g-import-not-at-top
-  # SIGTERM is a request from here on, also during start-up and compilation:
-  # the loop acts on it (with the other processes) before its first step. A
-  # SIGTERM during the final evaluation lets the evaluation finish.
-  guard = PreemptionGuard().__enter__()
+  guard = _GUARD
   import jax  # pylint: disable=g-import-not-at-top
   if _DISTRIBUTED.value:
     from contrastive.train.distributed import initialize_from_env  # pylint: disable=g-import-not-at-top
@@ -73,4 +78,5 @@ def main_or_data_error(argv):
 
 
 if __name__ == "__main__":
+  _GUARD.__enter__()
   app.run(main_or_data_error)

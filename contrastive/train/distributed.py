@@ -14,7 +14,13 @@ def initialize_from_env() -> None:
   by hand-rolled launchers). Otherwise JAX detects the cluster itself (SLURM
   from `SLURM_*`, Cloud TPU VMs from the TPU metadata, Open MPI, ...).
   Call it before any other JAX call.
+
+  JAX's own preemption service is turned off: it installs a SIGTERM handler
+  of its own, which would take SIGTERM away from the training loop's
+  `PreemptionGuard`; the loop's stop agreement
+  (`contrastive.train.agreement`) does its job for every process.
   """
+  jax.config.update("jax_enable_preemption_service", False)
   num = os.environ.get("JAX_NUM_PROCESSES")
   pid = os.environ.get("JAX_PROCESS_ID")
   if (num is None) != (pid is None):

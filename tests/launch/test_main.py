@@ -161,3 +161,31 @@ def test_main_config_error_leaves_no_workdir(tmp_path):
   assert proc.returncode == 1
   assert "temperature must be > 0" in proc.stderr
   assert not workdir.exists()
+
+
+def test_sigterm_after_jax_distributed_starts_reaches_the_guard(tmp_path):
+  """JAX's preemption service installs a SIGTERM handler of its own, which
+  took SIGTERM away from the launcher's guard (a run signalled between
+  start-up and its first step trained on to the end): it is turned off."""
+  script = tmp_path / "init.py"
+  script.write_text(textwrap.dedent("""
+      import os, signal, socket, time
+      with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+      os.environ.update(JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
+                        JAX_NUM_PROCESSES="1", JAX_PROCESS_ID="0")
+      from contrastive.train import distributed
+      from launch import main
+
+      main._GUARD.__enter__()
+      distributed.initialize_from_env()
+      os.kill(os.getpid(), signal.SIGTERM)
+      time.sleep(0.5)
+      print("requested:", main._GUARD.requested)
+      """))
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT))
+  proc = subprocess.run([sys.executable, str(script)], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "requested: True" in proc.stdout, proc.stdout + proc.stderr[-2000:]
