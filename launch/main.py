@@ -61,7 +61,12 @@ def main(argv):
   if jax.process_index() == 0:
     print(json.dumps(results, indent=2))
     if "knn_accuracy" in results or "members" in results:
-      print(results_table(results, _CONFIG.value.method))
+      print(results_table(results, _CONFIG.value.method), flush=True)
+  if _DISTRIBUTED.value:
+    # Leave the coordination service now, while the guard still owns
+    # SIGTERM: at interpreter exit Python resets it to the default, and a
+    # process waiting there for the others to leave was killed by it.
+    jax.distributed.shutdown()
 
 
 def main_or_data_error(argv):
