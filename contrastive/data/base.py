@@ -4,7 +4,8 @@ A dataset is a finite, indexable split: `len(ds)`, `ds[i]` (one example) and
 `ds.get_batch(indices)` (examples stacked along a leading axis). Every example
 is a dict of NumPy arrays with at least
 
-  * 'x': the input (image [H, W, C] uint8; audio and sensor [T, C] float32),
+  * 'x': the input (image [H, W, C] uint8; audio a float32 waveform [T],
+    FSDD's [clip_samples]; sensor float32 [T, C], UCI HAPT's [window, 6]),
   * 'label': int32 scalar class id in [0, info.num_classes),
   * 'index': int32 scalar, the example's position in the split (per-example
     ids, e.g. for memory-bank or cluster-based negative sampling),
