@@ -202,8 +202,9 @@ def _write_histogram(run: grid_lib.Run, config, run_dir: str,
   restore = {"contrastive": similarity.restore_final_state,
              "supervised": supervised.restore_final_state}[run.kind]
   exp, state = restore(config, run_dir)
-  similarity.write_histogram(config, run_dir, exp=exp, state=state,
-                             num_examples=num_examples)
+  hist = similarity.run_histogram(config, run_dir, exp=exp, state=state,
+                                  num_examples=num_examples)
+  _write_json(os.path.join(run_dir, HISTOGRAM_FILE), hist)
 
 
 def _error_fields(error: BaseException) -> dict[str, str]:

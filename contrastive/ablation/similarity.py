@@ -11,7 +11,6 @@ run's last checkpoint with the loop's own `restore_or_init`.
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -19,7 +18,6 @@ import jax
 import numpy as np
 
 from contrastive import evaluate as eval_lib
-from contrastive.ablation import runner
 from contrastive.augment import make_views
 from contrastive.train import experiment as experiment_lib
 from contrastive.train import loop
@@ -117,18 +115,17 @@ def histogram(sims: eval_lib.SimilarityDistribution, *, num_bins: int = 40
           "negative_mean": float(np.mean(sims.negative))}
 
 
-def write_histogram(config, workdir: str, *, exp=None, state=None,
-                    num_examples: int = 512, num_bins: int = 40
-                    ) -> dict[str, Any]:
-  """Computes the run's end-of-training histogram into `similarities.json`.
+def run_histogram(config, workdir: str, *, exp=None, state=None,
+                  num_examples: int = 512, num_bins: int = 40
+                  ) -> dict[str, Any]:
+  """The run's end-of-training histogram (`histogram` of its view cosines).
 
   The state is restored from `workdir` unless `exp` and `state` are given.
+  Writing it to the run's directory is the caller's part (the sweep runner
+  writes `runner.HISTOGRAM_FILE`).
   """
   if state is None or exp is None:
     exp, state = restore_final_state(config, workdir)
   sims = view_similarities(exp, state, num_examples=num_examples,
                            seed=int(config.seed))
-  hist = histogram(sims, num_bins=num_bins)
-  with open(os.path.join(workdir, runner.HISTOGRAM_FILE), "w") as f:
-    json.dump(hist, f)
-  return hist
+  return histogram(sims, num_bins=num_bins)
