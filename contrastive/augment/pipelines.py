@@ -64,18 +64,31 @@ def image_pipeline(
     solarize_threshold: float,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
+    crop_on: str = "device",
 ) -> Array:
   """Crop, flip, colour jitter, grayscale, blur, solarize, then normalise.
 
   The order of SimCLR, MoCo v2 and BYOL. `[H, W, C]` uint8 or float in
   [0, 1] -> `[h, w, C]` float32, in [0, 1] unless `mean`/`std` are given.
+  `crop_on='host'`: `x` is a view already cropped from the whole image and
+  resized on the host (`contrastive.data.host_crops`, with this recipe's
+  scale and ratio), so the crop is skipped; `image_size` must be its size.
 
   Example:
     >>> image_pipeline(rng, x, **presets.PRESETS["simclr"].defaults)
   """
   keys = jax.random.split(rng, 6)
-  x = image_ops.random_resized_crop(
-      keys[0], x, size=image_size, scale=crop_scale, ratio=crop_ratio)
+  if crop_on == "host":
+    expected = ((image_size, image_size) if isinstance(image_size, int)
+                else image_size)
+    if expected is not None and tuple(x.shape[:2]) != tuple(expected):
+      raise ValueError(
+          f"crop_on='host' takes views of image_size {tuple(expected)},"
+          f" cropped on the host; got an image of {tuple(x.shape[:2])}.")
+    x = image_ops.to_float(x)
+  else:
+    x = image_ops.random_resized_crop(
+        keys[0], x, size=image_size, scale=crop_scale, ratio=crop_ratio)
   x = image_ops.horizontal_flip(keys[1], x, prob=flip_prob)
   x = color.color_jitter(
       keys[2], x, brightness=brightness, contrast=contrast,

@@ -31,6 +31,13 @@ Default recipes and why:
   augmenting, or rotations stop being rotations of the device.
 * `none`: no augmentation; uint8 images become float32 in [0, 1].
 
+Where the image crop is drawn: `crop_on='device'` (the default) crops each
+view from the batch's images inside the train step; `crop_on='host'` has the
+data pipeline crop each view from the whole decoded image and resize it on
+the host (`contrastive.data.host_crops`, with this recipe's `image_size`,
+`crop_scale` and `crop_ratio`), as the papers do for ImageNet and STL-10;
+the device then runs the rest of the recipe on those views.
+
 Every field of a preset can be overridden from the config. For asymmetric
 recipes, a scalar field (a probability or strength) may be given as a tuple
 with one value per view, e.g. `blur_prob=(1.0, 0.1)`.
@@ -66,6 +73,7 @@ _IMAGE = dict(
     saturation=0.4, hue=0.1, jitter_prob=0.8, grayscale_prob=0.2,
     blur_prob=0.0, blur_sigma=(0.1, 2.0), blur_kernel_size=None,
     solarize_prob=0.0, solarize_threshold=0.5, mean=None, std=None,
+    crop_on="device",
 )
 _AUDIO = dict(
     crop_length=None, max_shift=2000, shift_mode="circular", shift_prob=1.0,
@@ -104,6 +112,7 @@ PER_VIEW_FIELDS = frozenset({
     "scaling_prob", "time_warp_sigma", "time_warp_prob", "permutation_prob",
     "jitter_sigma", "jitter_prob", "channel_mask_prob",
 })
+CROP_ON = ("device", "host")
 _SPEC_FIELDS = ("time_max_width", "time_masks", "freq_max_width",
                 "freq_masks")
 _JITTER_FIELDS = ("brightness", "contrast", "saturation", "hue")
@@ -127,6 +136,17 @@ class Augment:
   view_fns: tuple[ViewFn, ...]
   params: tuple[Mapping[str, Any], ...]
   spec_transform: ViewFn | None = None
+
+  @property
+  def crop_on(self) -> str:
+    """'host' when the data pipeline crops each view (image recipes)."""
+    return self.params[0].get("crop_on", "device") if self.params else "device"
+
+  def host_crop_params(self) -> dict[str, Any]:
+    """The crop's size, scale and ratio, for `host_crops.CropSpec`."""
+    view = self.params[0]
+    return {"size": view["image_size"], "scale": tuple(view["crop_scale"]),
+            "ratio": tuple(view["crop_ratio"])}
 
   def view_fn(self, view: int) -> ViewFn:
     return self.view_fns[view % len(self.view_fns)]
@@ -194,6 +214,12 @@ def _check_view(params: Mapping[str, Any]) -> None:
   for key in ("crop_scale", "blur_sigma", "gain_db", "snr_db"):
     if key in params:
       _util.check_range(key, params[key])
+  if params.get("crop_on", "device") not in CROP_ON:
+    raise ValueError(f"crop_on must be one of {CROP_ON}, got"
+                     f" {params['crop_on']!r}.")
+  if params.get("crop_on") == "host" and params.get("image_size") is None:
+    raise ValueError("crop_on='host' needs image_size: the size the host"
+                     " resizes each view to.")
   if params.get("shift_mode", "circular") not in audio.SHIFT_MODES:
     raise ValueError(
         f"Unknown shift_mode {params['shift_mode']!r}; valid modes are"

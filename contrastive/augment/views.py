@@ -38,7 +38,8 @@ def make_views(
   Args:
     rng: PRNG key.
     batch_x: `[B, ...]` raw batch (e.g. uint8 `[B, H, W, C]` images, `[B, T]`
-      waveforms or `[B, T, C]` IMU windows).
+      waveforms or `[B, T, C]` IMU windows), or, for an image recipe with
+      `crop_on='host'`, `[B, V, h, w, C]` views cropped on the host.
     augment: an `Augment` from `build_augment`, or any per-example
       `fn(rng, x) -> x`.
     num_views: number of views, >= 1.
@@ -57,7 +58,17 @@ def make_views(
     raise ValueError(
         f"batch_x must be a batch [B, ...], got shape {jnp.shape(batch_x)}."
     )
-  if isinstance(augment, Augment) and augment.modality in _BATCH_LAYOUTS:
+  # Views cropped on the host (`crop_on='host'`): [B, V, h, w, C], view v
+  # of each example in batch_x[:, v]. A plain [B, h, w, C] batch (already
+  # at the view size) is then the same image for every view.
+  host_views = (isinstance(augment, Augment) and augment.modality == "image"
+                and augment.crop_on == "host" and jnp.ndim(batch_x) == 5)
+  if host_views and jnp.shape(batch_x)[1] < num_views:
+    raise ValueError(
+        f"the batch holds {jnp.shape(batch_x)[1]} host-cropped views per"
+        f" example, fewer than num_views={num_views}.")
+  if (isinstance(augment, Augment) and augment.modality in _BATCH_LAYOUTS
+      and not host_views):
     layout = _BATCH_LAYOUTS[augment.modality]
     if jnp.ndim(batch_x) != len(layout):
       raise ValueError(
@@ -73,10 +84,17 @@ def make_views(
   # Views that share a function are augmented by one doubly-vmapped call, so
   # the compiled program holds each distinct pipeline once.
   per_fn = []
+  if host_views:
+    by_view = jnp.moveaxis(jnp.asarray(batch_x), 1, 0)[:num_views]
   for index, fn in enumerate(fns):
     over_batch = jax.vmap(fn)
-    over_views = jax.vmap(over_batch, in_axes=(0, None))
-    per_fn.append(over_views(keys[index::len(fns)], batch_x))
+    if host_views:
+      over_views = jax.vmap(over_batch, in_axes=(0, 0))
+      per_fn.append(over_views(keys[index::len(fns)],
+                               by_view[index::len(fns)]))
+    else:
+      over_views = jax.vmap(over_batch, in_axes=(0, None))
+      per_fn.append(over_views(keys[index::len(fns)], batch_x))
   if len(per_fn) == 1:
     return per_fn[0]
   # Interleave back: view v came from function v % len(fns).

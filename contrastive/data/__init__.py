@@ -2,7 +2,9 @@
 
 Readers of the publishers' file layouts (Fashion-MNIST IDX files, FSDD WAV
 files, UCI HAPT raw IMU text files), TFDS image datasets through
-`tfds.data_source` (no TensorFlow), a registry `build_dataset(config, split)`
+`tfds.data_source` (no TensorFlow), folders of class folders of images
+(`image_folder`, with training crops of the whole image drawn on the host:
+`host_crops`), a registry `build_dataset(config, split)`
 and a deterministic, process-sharded, resumable `BatchIterator`. Where the
 offline datasets are found, and fetching them (`python -m
 contrastive.data.fetch NAME`): `sources`.
@@ -20,11 +22,14 @@ from contrastive.data.base import Dataset
 from contrastive.data.base import DatasetInfo
 from contrastive.data.base import FetchError
 from contrastive.data.fashion_mnist import load_fashion_mnist
+from contrastive.data import host_crops
 from contrastive.data.fsdd import load_fsdd
+from contrastive.data.image_folder import ImageFolderDataset
 from contrastive.data.iterator import BatchIterator
 from contrastive.data.iterator import IndexSampler
 from contrastive.data.iterator import SequentialSampler
 from contrastive.data.iterator import ShuffleSampler
+from contrastive.data.iterator import load_batch
 from contrastive.data.registry import DATASETS
 from contrastive.data.registry import build_dataset
 from contrastive.data.registry import config_fields
@@ -41,6 +46,7 @@ __all__ = [
     "Dataset",
     "DatasetInfo",
     "FetchError",
+    "ImageFolderDataset",
     "IndexSampler",
     "SequentialSampler",
     "ShuffleSampler",
@@ -48,6 +54,8 @@ __all__ = [
     "build_dataset",
     "config_fields",
     "default_config",
+    "host_crops",
+    "load_batch",
     "load_fashion_mnist",
     "load_fsdd",
     "load_uci_hapt",

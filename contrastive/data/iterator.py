@@ -10,7 +10,10 @@ the number of processes, and the global order depends only on the seed.
 The state is `{'epoch', 'position', 'seed'}` with `position` the number of
 examples of the epoch's order already consumed by all processes together;
 it does not depend on the process count, so a run may resume on another
-number of processes and still see the same global batches.
+number of processes and still see the same global batches. A dataset that
+crops its training views on the host (`host_crops`) is asked for them with
+the epoch and the seed, so they too are the same on resumption and on any
+number of processes.
 """
 from __future__ import annotations
 
@@ -65,6 +68,18 @@ class ShuffleSampler:
   def epoch_order(self, epoch: int) -> np.ndarray:
     rng = np.random.default_rng([self.seed, int(epoch)])
     return rng.permutation(self.num_examples).astype(np.int64)
+
+
+def load_batch(dataset: base.Dataset, indices: np.ndarray, *, epoch: int,
+               seed: int) -> base.Example:
+  """The examples at `indices`: `dataset.get_views(indices, epoch=, seed=)`
+  for a dataset that draws its training views on the host (its `crop` is
+  set: `host_crops`), whose crops depend on (seed, epoch, index, view)
+  only, else `dataset.get_batch(indices)`."""
+  if getattr(dataset, "crop", None) is not None and hasattr(
+      dataset, "get_views"):
+    return dataset.get_views(indices, epoch=epoch, seed=seed)
+  return dataset.get_batch(indices)
 
 
 def _check_int(name: str, value: Any, low: int) -> int:
@@ -181,7 +196,8 @@ class BatchIterator:
     else:
       local = np.array_split(global_batch, self._count)[self._index]
     self._position = end
-    return self._dataset.get_batch(local)
+    return load_batch(self._dataset, local, epoch=self._epoch,
+                      seed=self._seed)
 
   def get_state(self) -> dict[str, int]:
     """The position after the last yielded batch; small and JSON-friendly."""

@@ -17,6 +17,10 @@ ones. Names (`DATASETS`):
   * 'cifar10', 'cifar100', 'stl10', 'imagenet2012', and 'tfds:<name>' for any
     TFDS image dataset: data_dir, image_size, image_key, label_key, download
     (see `tfds_source.TfdsDataset`).
+  * 'image_folder:<path>' (or 'image_folder' with data_dir): a folder of
+    train/<class>/*.jpg and val/<class>/...: data_dir, image_size,
+    eval_resize, skip_unreadable, cache_dir (see
+    `image_folder.ImageFolderDataset`).
 
 Example:
   config = ml_collections.ConfigDict({"name": "fsdd", "data_dir": "/d/fsdd"})
@@ -30,11 +34,13 @@ from typing import Any, Callable, Mapping
 from contrastive.data import base
 from contrastive.data import fashion_mnist
 from contrastive.data import fsdd
+from contrastive.data import image_folder
 from contrastive.data import sources
 from contrastive.data import tfds_source
 from contrastive.data import uci_hapt
 
 TFDS_PREFIX = "tfds:"
+IMAGE_FOLDER_PREFIX = image_folder.PREFIX
 FASHION_MNIST_SOURCES = ("auto", "files", "tfds")
 
 
@@ -45,6 +51,24 @@ def _tfds_builder(tfds_name: str) -> Callable[..., base.Dataset]:
     return tfds_source.TfdsDataset(
         tfds_name, split, data_dir=data_dir, image_size=image_size,
         image_key=image_key, label_key=label_key, download=download)
+  return build
+
+
+def _image_folder_builder(path: str | None) -> Callable[..., base.Dataset]:
+  def build(split: str, *, data_dir: str | None = None,
+            image_size: int = 224, eval_resize: int = 256,
+            skip_unreadable: bool = False, cache_dir: str | None = None):
+    root = data_dir or path
+    if not root:
+      raise base.DataNotFoundError(
+          "image_folder: no folder given; name it in the dataset"
+          f" ('{IMAGE_FOLDER_PREFIX}/data/imagenet100') or set"
+          " --config.data.data_dir.")
+    # eval_resize <= 0: centre crop at the image's own scale.
+    return image_folder.ImageFolderDataset(
+        root, split, image_size=image_size,
+        eval_resize=eval_resize if eval_resize and eval_resize > 0 else None,
+        skip_unreadable=skip_unreadable, cache_dir=cache_dir)
   return build
 
 
@@ -91,6 +115,7 @@ DATASETS: Mapping[str, Callable[..., base.Dataset]] = {
     "cifar100": _tfds_builder("cifar100"),
     "stl10": _tfds_builder("stl10"),
     "imagenet2012": _tfds_builder("imagenet2012"),
+    "image_folder": _image_folder_builder(None),
 }
 
 
@@ -110,9 +135,13 @@ def get_builder(name: str) -> Callable[..., base.Dataset]:
   if isinstance(name, str) and name.startswith(TFDS_PREFIX) and len(
       name) > len(TFDS_PREFIX):
     return _tfds_builder(name[len(TFDS_PREFIX):])
+  if isinstance(name, str) and name.startswith(IMAGE_FOLDER_PREFIX) and len(
+      name) > len(IMAGE_FOLDER_PREFIX):
+    return _image_folder_builder(name[len(IMAGE_FOLDER_PREFIX):])
   raise ValueError(
-      f"unknown dataset name {name!r}; valid names are {sorted(DATASETS)} or"
-      f" '{TFDS_PREFIX}<name>' for a TFDS image dataset.")
+      f"unknown dataset name {name!r}; valid names are {sorted(DATASETS)},"
+      f" '{TFDS_PREFIX}<name>' for a TFDS image dataset or"
+      f" '{IMAGE_FOLDER_PREFIX}<path>' for a folder of class folders.")
 
 
 def config_fields(name: str) -> tuple[str, ...]:

@@ -88,6 +88,19 @@ def for_member(exp: Experiment, config) -> Experiment:
   return dataclasses.replace(exp, config=config, sampler=sampler)
 
 
+def _with_host_crops(train_data, augment, num_views: int):
+  """The train split drawing each view's crop from the whole image on the
+  host (the recipe's `crop_on='host'`), with the recipe's crop law."""
+  if not hasattr(train_data, "with_host_crops"):
+    raise ValueError(
+        f"config.augment.crop_on='host', but dataset"
+        f" {train_data.info.name!r} cannot crop on the host (image_folder,"
+        " stl10 and imagenet2012 can); set crop_on='device'.")
+  spec = data_lib.host_crops.CropSpec(**augment.host_crop_params(),
+                                      num_views=num_views)
+  return train_data.with_host_crops(spec)
+
+
 def _num_steps(config, num_examples: int) -> int:
   train = config.train
   if train.get("num_steps"):
@@ -117,6 +130,9 @@ def build_experiment(config, *, devices=None) -> Experiment:
         f" mesh's data axis ({data_size} devices).")
   train_data = data_lib.build_dataset(config.data, "train")
   test_data = data_lib.build_dataset(config.data, "test")
+  if augment.crop_on == "host":
+    train_data = _with_host_crops(train_data, augment,
+                                  int(config.get("num_views", 2)))
   num_steps = _num_steps(config, len(train_data))
   mcl = mcl_lib.parse_config(config.get("mcl"), default_steps=num_steps,
                              uses_negative_mask=objective.uses_negative_mask)
@@ -210,7 +226,9 @@ def _init_extra(exp: Experiment, variables, out) -> dict[str, Any]:
 
 def _example_input(exp: Experiment) -> np.ndarray:
   data_size = exp.mesh.shape[mesh_lib.DATA_AXIS]
-  return np.asarray(exp.train_data.get_batch(np.arange(data_size))["x"])
+  # As the train step sees it (host-cropped views: [b, V, h, w, C]).
+  return np.asarray(data_lib.load_batch(
+      exp.train_data, np.arange(data_size), epoch=0, seed=0)["x"])
 
 
 def state_shardings(exp: Experiment, abstract_state: TrainState) -> Any:

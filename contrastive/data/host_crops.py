@@ -1,0 +1,269 @@
+"""Inception-style crops of the whole image, drawn and resized on the host.
+
+For datasets whose images vary in size (ImageNet, an image folder) or are
+larger than the training size, each view's random-resized crop is drawn
+from the full decoded image, as SimCLR, MoCo v2 and BYOL do, and resized to
+the training size here, in uint8; the rest of the recipe (flip, colour
+jitter, grayscale, blur, solarize) then runs on the device
+(`contrastive.augment`, with the preset's `crop_on='host'`).
+
+Determinism. The box of view `v` of example `index` in epoch `epoch` comes
+from `np.random.default_rng([TAG, seed, epoch, index, v])` alone, so it
+does not depend on the batch it falls in, the process that reads it, the
+worker that decodes it, or whether the run was resumed: a resumed run and a
+run split over several processes draw the same boxes as one uninterrupted
+process.
+
+The sampling law (`sample_box`, torchvision's RandomResizedCrop): up to
+`attempts` candidates with area fraction ~ U(scale) and aspect ratio
+w / h ~ logU(ratio), sides rounded; the first that fits is placed uniformly
+over the positions where it fits; if none fits, the largest centred box
+whose ratio is clamped into `ratio`. Each view consumes exactly
+`2 * attempts + 2` uniforms, laid out as on the device
+(`contrastive.augment.image.sample_crop_box`).
+
+Decoding (`decode_views`). A JPEG is decoded at 1/2, 1/4 or 1/8 scale
+(libjpeg's DCT scaling, PIL's `draft`) when every view's box, so reduced,
+still has at least the output's size in pixels, so no view is upsampled
+from fewer pixels than it would have had; each box is then cropped (the whole
+pixels covering it) and resampled to the output size (PIL's antialiased
+bilinear `resize`, given the box's exact, possibly fractional, extent), so,
+as with torchvision's crop-then-resize, no pixel outside the box is read.
+
+Evaluation (`eval_box`): the short side resized to `resize` and the centre
+`size` crop kept (ImageNet's 256 -> 224), done as one resize of the
+centred box of side `short * size / resize`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+# Separates the crop keys from any other stream seeded by (seed, epoch, ...).
+TAG = 0x63726F70  # 'crop'
+_REDUCTIONS = (8, 4, 2)  # the scales libjpeg decodes at, besides 1
+
+
+def _pair(name: str, value: Sequence[float], low: float = 0.0
+          ) -> tuple[float, float]:
+  lo, hi = (float(v) for v in value)
+  if not low <= lo <= hi:
+    raise ValueError(f"{name} must be (lo, hi) with {low} <= lo <= hi, got"
+                     f" {tuple(value)!r}.")
+  return lo, hi
+
+
+def _size(size: int | Sequence[int]) -> tuple[int, int]:
+  if isinstance(size, (int, np.integer)):
+    size = (int(size), int(size))
+  size = tuple(int(s) for s in size)
+  if len(size) != 2 or min(size) < 1:
+    raise ValueError(f"size must be a positive int or (h, w), got {size!r}.")
+  return size
+
+
+@dataclasses.dataclass(frozen=True)
+class CropSpec:
+  """What each training view is: its output size and the crop's law.
+
+  Attributes:
+    size: output (height, width) (an int: a square).
+    scale: range of the crop's area as a fraction of the whole image's.
+    ratio: range of the crop's aspect ratio w / h (drawn log-uniformly).
+    num_views: views per example.
+    attempts: candidate boxes before the centred fallback (torchvision: 10).
+    draft: allow JPEG decoding at a reduced scale (see module docstring).
+  """
+  size: Any = 224
+  scale: tuple[float, float] = (0.08, 1.0)
+  ratio: tuple[float, float] = (3 / 4, 4 / 3)
+  num_views: int = 2
+  attempts: int = 10
+  draft: bool = True
+
+  def __post_init__(self):
+    object.__setattr__(self, "size", _size(self.size))
+    lo, hi = _pair("scale", self.scale)
+    if hi > 1 or hi <= 0:
+      raise ValueError(f"scale must lie in (0, 1], got {self.scale!r}.")
+    object.__setattr__(self, "scale", (lo, hi))
+    r_lo, r_hi = _pair("ratio", self.ratio)
+    if r_lo <= 0:
+      raise ValueError(f"ratio must be > 0, got {self.ratio!r}.")
+    object.__setattr__(self, "ratio", (r_lo, r_hi))
+    if self.num_views < 1 or self.attempts < 1:
+      raise ValueError(f"num_views and attempts must be >= 1, got"
+                       f" {self.num_views} and {self.attempts}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalSpec:
+  """Evaluation images: short side to `resize`, centre `size` crop.
+
+  `resize=None` keeps the scale: the centre crop of `size` pixels of an
+  image at least that large, else of its whole short side, resized.
+  """
+  size: Any = 224
+  resize: int | None = 256
+
+  def __post_init__(self):
+    object.__setattr__(self, "size", _size(self.size))
+    if self.resize is not None and self.resize < max(self.size):
+      raise ValueError(f"resize ({self.resize}) must be >= the crop size"
+                       f" {self.size}.")
+
+
+def view_rng(seed: int, epoch: int, index: int, view: int
+             ) -> np.random.Generator:
+  """The generator of one view's crop; a function of its four ids only."""
+  for name, value in (("seed", seed), ("epoch", epoch), ("index", index),
+                      ("view", view)):
+    if value < 0:
+      raise ValueError(f"{name} must be >= 0, got {value}.")
+  return np.random.default_rng([TAG, int(seed), int(epoch), int(index),
+                                int(view)])
+
+
+def sample_box(u: np.ndarray, height: int, width: int, *,
+               scale: Sequence[float], ratio: Sequence[float],
+               attempts: int) -> tuple[int, int, int, int]:
+  """The crop box (top, left, h, w) for `2 * attempts + 2` uniforms `u`.
+
+  `u[:attempts]` draw the areas, `u[attempts:2 * attempts]` the log aspect
+  ratios, `u[-2]` and `u[-1]` the top and left offsets (module docstring).
+  """
+  u = np.asarray(u, np.float64)
+  if u.shape != (2 * attempts + 2,):
+    raise ValueError(f"need {2 * attempts + 2} uniforms, got {u.shape}.")
+  area = height * width * (scale[0] + (scale[1] - scale[0]) * u[:attempts])
+  log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+  aspect = np.exp(log_lo + (log_hi - log_lo) * u[attempts:2 * attempts])
+  # np.round halves to even, as jnp.round does on the device.
+  ws = np.round(np.sqrt(area * aspect)).astype(np.int64)
+  hs = np.round(np.sqrt(area / aspect)).astype(np.int64)
+  fits = (ws > 0) & (ws <= width) & (hs > 0) & (hs <= height)
+  if fits.any():
+    first = int(np.argmax(fits))
+    h, w = int(hs[first]), int(ws[first])
+    top = min(int(u[-2] * (height - h + 1)), height - h)
+    left = min(int(u[-1] * (width - w + 1)), width - w)
+    return top, left, h, w
+  in_ratio = width / height
+  if in_ratio < ratio[0]:
+    w, h = width, int(round(width / ratio[0]))
+  elif in_ratio > ratio[1]:
+    w, h = int(round(height * ratio[1])), height
+  else:
+    w, h = width, height
+  return (height - h) // 2, (width - w) // 2, h, w
+
+
+def view_boxes(spec: CropSpec, seed: int, epoch: int, index: int,
+               height: int, width: int) -> list[tuple[int, int, int, int]]:
+  """The `spec.num_views` boxes of example `index` in `epoch`."""
+  return [sample_box(view_rng(seed, epoch, index, v).random(
+      2 * spec.attempts + 2), height, width, scale=spec.scale,
+                     ratio=spec.ratio, attempts=spec.attempts)
+          for v in range(spec.num_views)]
+
+
+def eval_box(height: int, width: int, spec: EvalSpec
+             ) -> tuple[float, float, float, float]:
+  """The centred (top, left, h, w) box that `spec` resizes to its size."""
+  out_h, out_w = spec.size
+  short = min(height, width)
+  if spec.resize is None:
+    factor = 1.0 if short >= max(out_h, out_w) else max(out_h, out_w) / short
+  else:
+    factor = spec.resize / short
+  h, w = out_h / factor, out_w / factor
+  return (height - h) / 2, (width - w) / 2, h, w
+
+
+def reduction(boxes: Sequence[Sequence[float]], size: Sequence[int]) -> int:
+  """The largest JPEG scale (8, 4, 2 or 1) that keeps every box at least
+  `size` pixels in both sides."""
+  out_h, out_w = size
+  limit = min(min(b[2] / out_h, b[3] / out_w) for b in boxes)
+  for s in _REDUCTIONS:
+    if limit >= s:
+      return s
+  return 1
+
+
+def open_image(source: Any):
+  """A lazily decoded PIL image from a path, bytes or a uint8 array."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  if isinstance(source, np.ndarray):
+    array = source[..., 0] if source.ndim == 3 and source.shape[-1] == 1 \
+        else source
+    return Image.fromarray(np.ascontiguousarray(array, np.uint8))
+  if isinstance(source, (bytes, bytearray, memoryview)):
+    return Image.open(io.BytesIO(source))
+  return Image.open(source)
+
+
+def decode_views(source: Any, boxes_fn: Callable[[int, int], Sequence],
+                 size: Sequence[int], *, draft: bool = True,
+                 channels: int = 3) -> np.ndarray:
+  """Decodes `source` once and resamples each of its boxes to `size`.
+
+  Args:
+    source: a path, encoded bytes, or a uint8 [H, W(, C)] array.
+    boxes_fn: (height, width) of the full image -> boxes (top, left, h, w)
+      in its pixels (ints or floats).
+    size: output (height, width).
+    draft: decode JPEGs at a reduced scale when every box allows it.
+    channels: 3 (RGB) or 1 (grayscale).
+
+  Returns:
+    uint8 [len(boxes), height, width, channels].
+  """
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  out_h, out_w = size
+  with open_image(source) as img:
+    width, height = img.size
+    boxes = boxes_fn(height, width)
+    s = reduction(boxes, size) if draft and img.format == "JPEG" else 1
+    if s > 1:
+      img.draft(img.mode, ((width + s - 1) // s, (height + s - 1) // s))
+      # PIL picks the scale from the requested size; read back what it did.
+      s = img.decoderconfig[0] if img.decoderconfig else 1
+    mode = "RGB" if channels == 3 else "L"
+    img = img.convert(mode) if img.mode != mode else img
+    img.load()
+    views = np.empty((len(boxes), out_h, out_w, channels), np.uint8)
+    for i, (top, left, h, w) in enumerate(boxes):
+      # Crop first (as torchvision does, so that the edge pixels do not
+      # blend with what lies outside the box): the whole pixels covering
+      # the box, then the box's exact, possibly fractional, part of them.
+      x0, y0 = math.floor(left / s), math.floor(top / s)
+      x1 = min(math.ceil((left + w) / s), img.width)
+      y1 = min(math.ceil((top + h) / s), img.height)
+      region = img.crop((x0, y0, x1, y1))
+      box = (left / s - x0, top / s - y0, (left + w) / s - x0,
+             (top + h) / s - y0)
+      out = region.resize((out_w, out_h), Image.BILINEAR, box=box)
+      views[i] = np.asarray(out).reshape(out_h, out_w, channels)
+  return views
+
+
+def decode_eval(source: Any, spec: EvalSpec, *, draft: bool = True,
+                channels: int = 3) -> np.ndarray:
+  """The evaluation image (`EvalSpec`) of `source`: uint8 [h, w, C]."""
+  return decode_views(
+      source, lambda h, w: [eval_box(h, w, spec)], spec.size, draft=draft,
+      channels=channels)[0]
+
+
+def decode_train_views(source: Any, spec: CropSpec, *, seed: int,
+                       epoch: int, index: int, channels: int = 3
+                       ) -> np.ndarray:
+  """Example `index`'s views in `epoch`: uint8 [num_views, h, w, C]."""
+  return decode_views(
+      source, lambda h, w: view_boxes(spec, seed, epoch, index, h, w),
+      spec.size, draft=spec.draft, channels=channels)
