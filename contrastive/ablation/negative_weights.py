@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 
 from contrastive import losses
-from contrastive.losses._common import l2_normalize
+from contrastive.checks import l2_normalize
 from contrastive.losses.debiased import log_debiased_negatives
 from contrastive.losses.infonce import nce_from_log_negatives
 from contrastive.negatives import simans

@@ -3,6 +3,8 @@
 Every augmentation is a per-example function `fn(rng, x, *, params) -> x`.
 Its hyperparameters are Python values fixed when the function is traced, so
 they are validated here, eagerly, with a ValueError that says what is allowed.
+Private to `contrastive.augment`; the array checks every package shares are
+in `contrastive.checks`.
 """
 from __future__ import annotations
 
@@ -12,19 +14,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from contrastive import checks
+
 Array = jax.Array
 
 _OPEN_MINUS_ONE = float(np.nextafter(np.float32(-1.0), np.float32(0.0)))
 
 
-def check_rank(name: str, x: Any, rank: int, what: str) -> None:
-  """Raises ValueError unless `x` has `rank` dimensions (`what` names them)."""
-  if jnp.ndim(x) != rank:
-    raise ValueError(
-        f"{name} must have rank {rank} ({what}) for this per-example"
-        f" augmentation, got shape {jnp.shape(x)}; vmap over the batch (see"
-        " contrastive.augment.make_views)."
-    )
+def check_example_rank(name: str, x: Any, rank: int, what: str) -> None:
+  """`checks.check_rank` for one example, saying how to pass a batch.
+
+  Raises ValueError unless `x` has `rank` dimensions (`what` names them);
+  the message tells a caller who passed a whole batch to vmap instead.
+  """
+  checks.check_rank(
+      name, x, rank, what,
+      hint="this augmentation takes one example: vmap it over the batch"
+      " (see contrastive.augment.make_views)")
 
 
 def check_prob(name: str, prob: float) -> None:

@@ -26,7 +26,7 @@ SHIFT_MODES = ("circular", "zeros")
 
 
 def _check_wave(wave: Array) -> None:
-  _util.check_rank("wave", wave, 1, "[T] samples")
+  _util.check_example_rank("wave", wave, 1, "[T] samples")
 
 
 def random_time_shift(

@@ -22,7 +22,7 @@ _LUMA = (0.299, 0.587, 0.114)
 
 
 def _check_image(image: Array) -> None:
-  _util.check_rank("image", image, 3, "[H, W, C]")
+  _util.check_example_rank("image", image, 3, "[H, W, C]")
   if image.shape[-1] not in (1, 3):
     raise ValueError(
         f"colour ops need C = 1 (gray) or 3 (RGB) channels, got {image.shape}."

@@ -186,7 +186,7 @@ def random_resized_crop(
   Example:
     >>> view = random_resized_crop(rng, x, size=32, scale=(0.08, 1.0))
   """
-  _util.check_rank("image", image, 3, "[H, W, C]")
+  _util.check_example_rank("image", image, 3, "[H, W, C]")
   out_size = _image_size(image, size)
   height, width = image.shape[:2]
   box = sample_crop_box(
@@ -201,7 +201,7 @@ def horizontal_flip(rng: Array, image: Array, *, prob: float = 0.5) -> Array:
   Example:
     >>> horizontal_flip(rng, x, prob=0.5)
   """
-  _util.check_rank("image", image, 3, "[H, W, C]")
+  _util.check_example_rank("image", image, 3, "[H, W, C]")
   return _util.random_apply(_util.uniforms(rng, 1)[0],
                             lambda v: v[:, ::-1, :], to_float(image), prob)
 
@@ -249,7 +249,7 @@ def gaussian_blur(
   Example:
     >>> gaussian_blur(rng, x, sigma=(0.1, 2.0), prob=0.5)
   """
-  _util.check_rank("image", image, 3, "[H, W, C]")
+  _util.check_example_rank("image", image, 3, "[H, W, C]")
   lo, _ = _util.check_range("sigma", sigma)
   if lo <= 0:
     raise ValueError(f"sigma must be > 0, got {sigma!r}.")
@@ -284,7 +284,7 @@ def solarize(
   Example:
     >>> solarize(rng, x, threshold=0.5, prob=0.2)
   """
-  _util.check_rank("image", image, 3, "[H, W, C]")
+  _util.check_example_rank("image", image, 3, "[H, W, C]")
   if not 0.0 <= float(threshold) <= 1.0:
     raise ValueError(f"threshold must lie in [0, 1], got {threshold}.")
   def invert_bright(v):

@@ -25,7 +25,7 @@ DEFAULT_GROUPS = ((0, 1, 2), (3, 4, 5))
 
 
 def _check_window(x: Array) -> None:
-  _util.check_rank("x", x, 2, "[T, C] samples x channels")
+  _util.check_example_rank("x", x, 2, "[T, C] samples x channels")
 
 
 def _check_groups(groups: Groups, channels: int, size: int | None = None):

@@ -30,6 +30,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
+from contrastive import checks
 from contrastive.losses import _common
 # By name: the package's `infonce` function shadows its module.
 from contrastive.losses.infonce import anchor_problems
@@ -82,7 +83,7 @@ def farthest_point_centroids(points: Array, num_clusters: int) -> Array:
     points: `[n, d]`, `n >= K` (L2-normalised here).
     num_clusters: K.
   """
-  u = _common.l2_normalize(points)
+  u = checks.l2_normalize(points)
   n = u.shape[0]
   if num_clusters > n:
     raise ValueError(
@@ -134,8 +135,8 @@ def update_centroids(
   """
   if not 0.0 <= momentum < 1.0:
     raise ValueError(f"centroid momentum must lie in [0, 1), got {momentum}.")
-  u1 = jax.lax.stop_gradient(_common.l2_normalize(z1))
-  u2 = jax.lax.stop_gradient(_common.l2_normalize(z2))
+  u1 = jax.lax.stop_gradient(checks.l2_normalize(z1))
+  u2 = jax.lax.stop_gradient(checks.l2_normalize(z2))
   k = state.centroids.shape[0]
 
   def moved():
@@ -144,8 +145,8 @@ def update_centroids(
     counts = jax.ops.segment_sum(jnp.ones_like(members, jnp.float32),
                                  members, num_segments=k)
     means = sums / jnp.maximum(counts, 1.0)[:, None]
-    new = _common.l2_normalize(momentum * state.centroids
-                               + (1.0 - momentum) * means)
+    new = checks.l2_normalize(momentum * state.centroids
+                              + (1.0 - momentum) * means)
     return jnp.where((counts > 0)[:, None], new, state.centroids)
 
   start = jnp.mean(u1 @ u2.T) < start_similarity
@@ -216,8 +217,8 @@ def clusterns_infonce(
   check_pair_inputs(z1, z2, temperature, None, negative_mask)
   _common.check_choice("false_negatives", false_negatives,
                        FALSE_NEGATIVE_MODES)
-  _common.check_rank("centroids", centroids, 2, "[K, d]")
-  _common.check_feature_dim("z1", z1, "centroids", centroids)
+  checks.check_rank("centroids", centroids, 2, "[K, d]")
+  checks.check_same_feature_dim("z1", z1, "centroids", centroids)
   if centroids.shape[0] < 2:
     raise ValueError("centroids must hold K >= 2 rows (the hard negative is"
                      f" the second-nearest), got {centroids.shape}.")
@@ -230,9 +231,9 @@ def clusterns_infonce(
                      f"{margin_beta} < alpha={margin_alpha}.")
   n = z1.shape[0]
   active = jnp.asarray(active, bool)
-  c = jax.lax.stop_gradient(_common.l2_normalize(centroids))
-  u1 = _common.l2_normalize(z1)
-  u2 = _common.l2_normalize(z2)
+  c = jax.lax.stop_gradient(checks.l2_normalize(centroids))
+  u1 = checks.l2_normalize(z1)
+  u2 = checks.l2_normalize(z2)
   cluster, _ = nearest_centroids(jax.lax.stop_gradient(u1), c)
   suspected = masks.in_batch_mask(n, restrict_clusters=cluster) & active
   mask = masks.combine_masks(~jnp.eye(n, dtype=bool), negative_mask)

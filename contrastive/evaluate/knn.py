@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from contrastive import checks
 from contrastive.evaluate import _checks
 
 Array = jax.Array
@@ -38,8 +39,8 @@ def _knn_predict(
     k: int,
     chunk_size: int,
 ) -> Array:
-  train_u = _checks.l2_normalize(train_features)
-  test_u = _checks.l2_normalize(test_features)
+  train_u = checks.l2_normalize(train_features)
+  test_u = checks.l2_normalize(test_features)
   train_labels = jnp.asarray(train_labels, jnp.int32)
   num_test, num_features = test_u.shape
   chunk = min(chunk_size, num_test)
@@ -107,7 +108,7 @@ def knn_predict(
   """
   _checks.check_features("train_features", train_features)
   _checks.check_features("test_features", test_features)
-  _checks.check_same_feature_dim(
+  checks.check_same_feature_dim(
       "train_features", train_features, "test_features", test_features
   )
   _checks.check_int_at_least("num_classes", num_classes, 1)

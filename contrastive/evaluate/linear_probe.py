@@ -29,6 +29,7 @@ import numpy as np
 import optax
 import optax.tree_utils as otu
 
+from contrastive import checks
 from contrastive.evaluate import _checks
 
 Array = jax.Array
@@ -231,7 +232,7 @@ def linear_probe(
   """
   _checks.check_features("train_features", train_features)
   _checks.check_features("test_features", test_features)
-  _checks.check_same_feature_dim(
+  checks.check_same_feature_dim(
       "train_features", train_features, "test_features", test_features
   )
   _checks.check_int_at_least("num_classes", num_classes, 1)

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from contrastive import checks
 from contrastive.evaluate import _checks
 
 Array = jax.Array
@@ -48,7 +49,7 @@ def _check_views(u1: ArrayLike, u2: ArrayLike) -> None:
 
 
 def _prepare(u: ArrayLike, normalize: bool) -> Array:
-  return _checks.l2_normalize(u) if normalize else jnp.asarray(u, jnp.float32)
+  return checks.l2_normalize(u) if normalize else jnp.asarray(u, jnp.float32)
 
 
 def alignment(
@@ -189,7 +190,7 @@ def _similarity_distribution(
     u1: Array, u2: Array, seed: Array, *, num_negatives: int
 ) -> SimilarityDistribution:
   n = u1.shape[0]
-  u1, u2 = _checks.l2_normalize(u1), _checks.l2_normalize(u2)
+  u1, u2 = checks.l2_normalize(u1), checks.l2_normalize(u2)
   positive = jnp.sum(u1 * u2, axis=-1)
   if num_negatives >= n * (n - 1):
     sims = jnp.matmul(u1, u2.T, precision=jax.lax.Precision.HIGHEST)

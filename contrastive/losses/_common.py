@@ -1,8 +1,12 @@
-"""Shared pieces of the losses: normalisation, input checks and metrics.
+"""Shared pieces of the losses: hyperparameter checks, the masked logit and
+the metrics every loss returns.
 
-Every loss in this package computes in float32 whatever its input dtype
-(bfloat16 projections are upcast here), so that a temperature of 0.01 never
-overflows the exponentials.
+Private to `contrastive.losses`. The array checks (rank, shapes) and
+`l2_normalize` are shared with the other packages and live in
+`contrastive.checks`. Every loss in this package computes in float32
+whatever its input dtype (`checks.l2_normalize` upcasts bfloat16
+projections), so that a temperature of 0.01 never overflows the
+exponentials.
 """
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from typing import Any, Iterable, Mapping
 import jax
 import jax.numpy as jnp
 
+from contrastive import checks
+
 Array = jax.Array
 
 # A large negative logit used instead of -inf for masked entries: -inf turns
@@ -18,57 +24,20 @@ Array = jax.Array
 MASKED_LOGIT = -1e9
 
 
-def l2_normalize(x: Array, axis: int = -1, eps: float = 1e-12) -> Array:
-  """Unit-normalises `x` along `axis`, in float32; zero rows stay zero."""
-  x = jnp.asarray(x, jnp.float32)
-  sq = jnp.sum(x * x, axis=axis, keepdims=True)
-  return x * jax.lax.rsqrt(jnp.maximum(sq, eps * eps))
-
-
-def check_rank(name: str, x: Any, rank: int, what: str) -> None:
-  """Raises ValueError unless `x` has `rank` dimensions (`what` names them)."""
-  ndim = jnp.ndim(x)
-  if ndim != rank:
-    raise ValueError(
-        f"{name} must have rank {rank} ({what}), got shape {jnp.shape(x)}."
-    )
-
-
-def check_same_shape(name_a: str, a: Any, name_b: str, b: Any) -> None:
-  if jnp.shape(a) != jnp.shape(b):
-    raise ValueError(
-        f"{name_a} and {name_b} must have the same shape, got"
-        f" {jnp.shape(a)} and {jnp.shape(b)}."
-    )
-
-
-def check_feature_dim(name_a: str, a: Any, name_b: str, b: Any) -> None:
-  """Both arrays must share their last (feature) dimension."""
-  if jnp.shape(a)[-1] != jnp.shape(b)[-1]:
-    raise ValueError(
-        f"{name_a} and {name_b} must share the feature dimension d, got"
-        f" shapes {jnp.shape(a)} and {jnp.shape(b)}."
-    )
-
-
-def _is_concrete(x: Any) -> bool:
-  return not isinstance(x, jax.core.Tracer)
-
-
 def check_positive(name: str, value: Any) -> None:
   """Raises ValueError if a concrete `value` is not > 0 (traced values pass)."""
-  if _is_concrete(value) and not float(value) > 0:
+  if checks.is_concrete(value) and not float(value) > 0:
     raise ValueError(f"{name} must be > 0, got {value}.")
 
 
 def check_non_negative(name: str, value: Any) -> None:
-  if _is_concrete(value) and not float(value) >= 0:
+  if checks.is_concrete(value) and not float(value) >= 0:
     raise ValueError(f"{name} must be >= 0, got {value}.")
 
 
 def check_tau_plus(tau_plus: Any) -> None:
   """The class prior of DCL/HCL must lie in [0, 1)."""
-  if _is_concrete(tau_plus) and not 0.0 <= float(tau_plus) < 1.0:
+  if checks.is_concrete(tau_plus) and not 0.0 <= float(tau_plus) < 1.0:
     raise ValueError(
         "tau_plus (the class prior: the probability that a negative shares"
         f" the anchor's class) must lie in [0, 1), got {tau_plus}."

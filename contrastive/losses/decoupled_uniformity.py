@@ -21,6 +21,7 @@ from typing import Any, Mapping
 import jax
 import jax.numpy as jnp
 
+from contrastive import checks
 from contrastive.losses import _common
 from contrastive.losses import kernels
 
@@ -89,7 +90,7 @@ def decoupled_uniformity(
     >>> loss, aux = decoupled_uniformity(views, prior=attributes,
     ...                                  kernel='rbf', kernel_scale=2.0)
   """
-  _common.check_rank("views", views, 3, "[n, v, d]: samples, views, features")
+  checks.check_rank("views", views, 3, "[n, v, d]: samples, views, features")
   n, v, _ = jnp.shape(views)
   if n < 2 or v < 2:
     raise ValueError(
@@ -109,7 +110,7 @@ def decoupled_uniformity(
   if lam is not None:
     _common.check_positive("lam", lam)
 
-  u = _common.l2_normalize(views)
+  u = checks.l2_normalize(views)
   mu = jnp.mean(u, axis=1)
   if prior is not None:
     lam = 1.0 / math.sqrt(n) if lam is None else lam

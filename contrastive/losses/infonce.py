@@ -18,6 +18,7 @@ from typing import Any, Mapping, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 
+from contrastive import checks
 from contrastive.losses import _common
 from contrastive.losses import streaming as streaming_lib
 
@@ -49,13 +50,13 @@ def check_pair_inputs(
     chunk_size: Any = 4096,
 ) -> None:
   """Raises ValueError on the input errors shared by the InfoNCE family."""
-  _common.check_rank("z1", z1, 2, "[n, d] projections of view 1")
-  _common.check_rank("z2", z2, 2, "[n, d] projections of view 2")
-  _common.check_same_shape("z1", z1, "z2", z2)
+  checks.check_rank("z1", z1, 2, "[n, d] projections of view 1")
+  checks.check_rank("z2", z2, 2, "[n, d] projections of view 2")
+  checks.check_same_shape("z1", z1, "z2", z2)
   n = jnp.shape(z1)[0]
   if negatives is not None:
-    _common.check_rank("negatives", negatives, 2, "[k, d] queue of negatives")
-    _common.check_feature_dim("z1", z1, "negatives", negatives)
+    checks.check_rank("negatives", negatives, 2, "[k, d] queue of negatives")
+    checks.check_same_feature_dim("z1", z1, "negatives", negatives)
     expected, what = (n, jnp.shape(negatives)[0]), "[n, k] (queue mode)"
   else:
     expected, what = (n, n), "[n, n] (in-batch mode, sample level)"
@@ -89,10 +90,10 @@ def anchor_problems(
   masked out. CLIP (`symmetric`): rows (anchors `u1`, bank `u2`) and columns
   (anchors `u2`, bank `u1`), the diagonal being the positive.
   """
-  u1, u2 = _common.l2_normalize(z1), _common.l2_normalize(z2)
+  u1, u2 = checks.l2_normalize(z1), checks.l2_normalize(z2)
   pos_sim = jnp.sum(u1 * u2, axis=-1)
   if negatives is not None:
-    bank = _common.l2_normalize(negatives)
+    bank = checks.l2_normalize(negatives)
     return (AnchorProblem(u1, pos_sim, bank, negative_mask),)
   not_self = ~jnp.eye(u1.shape[0], dtype=bool)
   if symmetric:

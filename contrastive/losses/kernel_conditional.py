@@ -37,6 +37,7 @@ from typing import Any, Mapping, Sequence
 import jax
 import jax.numpy as jnp
 
+from contrastive import checks
 from contrastive.losses import _common
 from contrastive.losses import kernels
 
@@ -172,9 +173,9 @@ def kernel_conditional_infonce(
   """
   _common.check_choice("mode", mode, MODES)
   _common.check_choice("kernel", kernel, kernels.KERNELS)
-  _common.check_rank("z1", z1, 2, "[n, d]")
-  _common.check_rank("z2", z2, 2, "[n, d]")
-  _common.check_same_shape("z1", z1, "z2", z2)
+  checks.check_rank("z1", z1, 2, "[n, d]")
+  checks.check_rank("z2", z2, 2, "[n, d]")
+  checks.check_same_shape("z1", z1, "z2", z2)
   _common.check_positive("temperature", temperature)
   _common.check_positive("lam", lam)
   _common.check_positive("kernel_scale", kernel_scale)
@@ -182,8 +183,8 @@ def kernel_conditional_infonce(
   if n < 2:
     raise ValueError(f"CCL-K needs a batch of n >= 2 samples, got n = {n}.")
 
-  u1 = _common.l2_normalize(z1)
-  u2 = _common.l2_normalize(z2)
+  u1 = checks.l2_normalize(z1)
+  u2 = checks.l2_normalize(z2)
   cx, cy = _conditions(condition, u1, u2, mode, n)
 
   def weights(c):

@@ -29,6 +29,7 @@ from typing import Any, Callable, Mapping
 import jax
 import jax.numpy as jnp
 
+from contrastive import checks
 from contrastive.losses import _common
 
 Array = jax.Array
@@ -73,7 +74,7 @@ def _laplacian(c: Array, kernel_scale: float) -> Array:
 
 def _cosine(c: Array, kernel_scale: float) -> Array:
   del kernel_scale  # A cosine similarity has no scale.
-  u = _common.l2_normalize(c)
+  u = checks.l2_normalize(c)
   return jnp.matmul(u, u.T, precision=_HIGHEST)
 
 
@@ -177,7 +178,7 @@ def conditional_weights(
   Example:
     >>> w = conditional_weights(condition_kernel(c, kernel='rbf'), lam=0.1)
   """
-  _common.check_rank("gram", gram, 2, "[n, n]")
+  checks.check_rank("gram", gram, 2, "[n, n]")
   n, m = jnp.shape(gram)
   if n != m:
     raise ValueError(f"gram must be square [n, n], got shape {(n, m)}.")

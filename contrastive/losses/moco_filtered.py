@@ -16,6 +16,7 @@ from typing import Any, Mapping, Sequence
 import jax
 import jax.numpy as jnp
 
+from contrastive import checks
 from contrastive.losses import _common
 from contrastive.losses import streaming as streaming_lib
 from contrastive.losses.infonce import anchor_problems
@@ -42,7 +43,7 @@ def _check_filter(top_k: Any, threshold: Any, num_negatives: int) -> None:
           f"top_k must lie in [1, k] = [1, {num_negatives}] (k = queue size),"
           f" got {top_k}."
       )
-  if threshold is not None and not isinstance(threshold, jax.core.Tracer):
+  if threshold is not None and checks.is_concrete(threshold):
     if not -1.0 <= float(threshold) < 1.0:
       raise ValueError(
           f"threshold is a cosine and must lie in [-1, 1), got {threshold}."
@@ -54,10 +55,10 @@ def _check_queries(pairs: Sequence[tuple[str, Any]], negatives: Any,
                    mask_name: str = "negative_mask") -> None:
   first_name, first = pairs[0]
   for name, x in pairs:
-    _common.check_rank(name, x, 2, "[n, d] projections")
-    _common.check_same_shape(first_name, first, name, x)
-  _common.check_rank("negatives", negatives, 2, "[k, d] queue of keys")
-  _common.check_feature_dim(first_name, first, "negatives", negatives)
+    checks.check_rank(name, x, 2, "[n, d] projections")
+    checks.check_same_shape(first_name, first, name, x)
+  checks.check_rank("negatives", negatives, 2, "[k, d] queue of keys")
+  checks.check_same_feature_dim(first_name, first, "negatives", negatives)
   if negative_mask is None:
     return
   expected = (jnp.shape(first)[0], jnp.shape(negatives)[0])

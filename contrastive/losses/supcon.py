@@ -14,6 +14,7 @@ from typing import Any, Mapping
 import jax
 import jax.numpy as jnp
 
+from contrastive import checks
 from contrastive.losses import _common
 from contrastive.losses import streaming as streaming_lib
 
@@ -27,7 +28,7 @@ def _flatten_views(z: Any, labels: Any) -> tuple[Array, Array]:
         "z must have rank 2 ([m, d] embeddings) or 3 ([n, v, d]: v views of"
         f" n samples), got shape {jnp.shape(z)}."
     )
-  _common.check_rank("labels", labels, 1, "one label per sample")
+  checks.check_rank("labels", labels, 1, "one label per sample")
   if jnp.shape(labels)[0] != jnp.shape(z)[0]:
     raise ValueError(
         f"labels must have one entry per row of z ({jnp.shape(z)[0]}), got"
@@ -77,7 +78,7 @@ def supervised_infonce(
   """
   z, labels = _flatten_views(z, labels)
   _common.check_positive("temperature", temperature)
-  u = _common.l2_normalize(z)
+  u = checks.l2_normalize(z)
   m = u.shape[0]
   sims = u @ u.T
   not_self = ~jnp.eye(m, dtype=bool)

@@ -1,4 +1,9 @@
-"""Shared pieces of the encoders: input checks, dtypes and initialisers."""
+"""Shared pieces of the encoders: hyperparameter checks, dtypes and
+initialisers.
+
+Private to `contrastive.models`; the array checks every package shares
+(`check_rank`, ...) are in `contrastive.checks`.
+"""
 from __future__ import annotations
 
 from typing import Any, Iterable
@@ -20,14 +25,6 @@ DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16,
 conv_kernel_init = jax.nn.initializers.variance_scaling(
     2.0, "fan_out", "normal"
 )
-
-
-def check_rank(name: str, x: Any, rank: int, what: str) -> None:
-  """Raises ValueError unless `x` has `rank` dimensions (`what` names them)."""
-  if jnp.ndim(x) != rank:
-    raise ValueError(
-        f"{name} must have rank {rank} ({what}), got shape {jnp.shape(x)}."
-    )
 
 
 def check_choice(name: str, value: Any, allowed: Iterable[Any]) -> None:

@@ -17,6 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from contrastive import checks
 from contrastive.models import _common
 from contrastive.models import batch_norm as bn_lib
 from contrastive.models import conv as conv_lib
@@ -136,7 +137,7 @@ class AudioCNN(nn.Module):
     Returns:
       `[B, F]` features in `dtype`.
     """
-    _common.check_rank("waveform", waveform, 2, "[batch, samples]")
+    checks.check_rank("waveform", waveform, 2, "[batch, samples]")
     spec = self.spectrogram(waveform)  # [B, frames, mels], >= float32
     if train and spec_transform is not None:
       keys = jax.random.split(

@@ -16,6 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from contrastive import checks
 from contrastive.models import _common
 
 Array = jax.Array
@@ -71,7 +72,7 @@ class MLPHead(nn.Module):
   @nn.compact
   def __call__(self, x: Array, *, train: bool) -> Array:
     """Maps `x [B, D]` to `[B, dims[-1]]`."""
-    _common.check_rank("head input", x, 2, "[batch, features]")
+    checks.check_rank("head input", x, 2, "[batch, features]")
 
     def norm(name: str) -> nn.BatchNorm:
       return nn.BatchNorm(

@@ -19,6 +19,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from contrastive import checks
 from contrastive.models import _common
 from contrastive.models import batch_norm as bn_lib
 from contrastive.models import conv as conv_lib
@@ -166,7 +167,7 @@ class ResNet(nn.Module):
   @nn.compact
   def __call__(self, images: Array, *, train: bool) -> Array:
     """Encodes `images [B, H, W, C]` into features `[B, F]`."""
-    _common.check_rank("images", images, 4, "[batch, height, width, channels]")
+    checks.check_rank("images", images, 4, "[batch, height, width, channels]")
     conv = functools.partial(
         nn.Conv,
         conv_general_dilated=conv_lib.conv_general_dilated_fn(

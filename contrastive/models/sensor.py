@@ -16,6 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from contrastive import checks
 from contrastive.models import _common
 from contrastive.models import batch_norm as bn_lib
 from contrastive.models import conv as conv_lib
@@ -98,7 +99,7 @@ class ResNet1D(nn.Module):
   @nn.compact
   def __call__(self, windows: Array, *, train: bool) -> Array:
     """Encodes `windows [B, T, C]` into features `[B, F]`."""
-    _common.check_rank("windows", windows, 3, "[batch, time, channels]")
+    checks.check_rank("windows", windows, 3, "[batch, time, channels]")
     conv = functools.partial(
         nn.Conv,
         conv_general_dilated=conv_lib.conv_general_dilated_fn(

@@ -15,6 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from contrastive import checks
 from contrastive.models import _common
 
 Array = jax.Array
@@ -106,7 +107,7 @@ class ViT(nn.Module):
   @nn.compact
   def __call__(self, images: Array, *, train: bool) -> Array:
     """Encodes `images [B, H, W, C]` into features `[B, width]`."""
-    _common.check_rank("images", images, 4, "[batch, height, width, channels]")
+    checks.check_rank("images", images, 4, "[batch, height, width, channels]")
     _, h, w, _ = images.shape
     if h % self.patch_size or w % self.patch_size:
       raise ValueError(

@@ -31,7 +31,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from contrastive.losses._common import l2_normalize
+from contrastive import checks
 
 Array = jax.Array
 
@@ -57,7 +57,7 @@ class KMeansResult:
 
 
 def _prepare(x: Array, spherical: bool) -> Array:
-  return l2_normalize(x) if spherical else jnp.asarray(x, jnp.float32)
+  return checks.l2_normalize(x) if spherical else jnp.asarray(x, jnp.float32)
 
 
 def _chunk(x: Array, chunk_size: int) -> tuple[Array, int]:
@@ -332,7 +332,7 @@ def _kmeans_jit(
   def update(centroids):
     _, dist, sums, counts = _assign_chunks(chunks, pad, centroids, True)
     means = sums / jnp.maximum(counts, 1.0)[:, None]
-    means = l2_normalize(means) if spherical else means
+    means = checks.l2_normalize(means) if spherical else means
     empty = counts == 0
     return jax.lax.cond(
         jnp.any(empty), _reseed_empty, lambda m, *_: m, means, empty, dist, x
@@ -362,10 +362,9 @@ def _reseed_empty(means: Array, empty: Array, dist: Array, x: Array) -> Array:
 
 
 def _check_points(x: Array) -> None:
-  if jnp.ndim(x) != 2 or x.shape[0] < 1:
-    raise ValueError(
-        f"x must have rank 2 [N, d] with N >= 1, got {jnp.shape(x)}."
-    )
+  checks.check_rank("x", x, 2, "[N, d] points")
+  if x.shape[0] < 1:
+    raise ValueError(f"x must hold N >= 1 points, got shape {x.shape}.")
 
 
 def _check_num_clusters(num_clusters: int, n: int) -> None:

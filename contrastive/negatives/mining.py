@@ -24,7 +24,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from contrastive.losses._common import l2_normalize
+from contrastive import checks
 
 Array = jax.Array
 
@@ -107,8 +107,8 @@ def _topk_jit(q, candidates, mask, top_k, chunk):
   num_chunks = -(-k // chunk)
   pad = num_chunks * chunk - k
 
-  q = jax.lax.stop_gradient(l2_normalize(q))
-  cand = jax.lax.stop_gradient(l2_normalize(candidates))
+  q = jax.lax.stop_gradient(checks.l2_normalize(q))
+  cand = jax.lax.stop_gradient(checks.l2_normalize(candidates))
   cand = jnp.pad(cand, ((0, pad), (0, 0))).reshape(num_chunks, chunk, -1)
   if mask.ndim == 1:
     chunk_masks = jnp.pad(mask, (0, pad)).reshape(num_chunks, 1, chunk)
@@ -182,11 +182,11 @@ def threshold_mask(
     >>> mask = threshold_mask(q, queue.keys, 0.3, mask=queue.valid)
   """
   _check_inputs(q, candidates, mask)
-  traced = isinstance(threshold, jax.core.Tracer)
-  if not traced and not -1.0 <= threshold <= 1.0:
+  if checks.is_concrete(threshold) and not -1.0 <= threshold <= 1.0:
     raise ValueError(
         f"threshold is a cosine similarity in [-1, 1], got {threshold}."
     )
-  sim = jax.lax.stop_gradient(l2_normalize(q) @ l2_normalize(candidates).T)
+  sim = jax.lax.stop_gradient(
+      checks.l2_normalize(q) @ checks.l2_normalize(candidates).T)
   out = sim >= threshold
   return out if mask is None else out & mask

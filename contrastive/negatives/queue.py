@@ -22,7 +22,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from contrastive.losses._common import l2_normalize
+from contrastive import checks
 
 Array = jax.Array
 
@@ -116,7 +116,8 @@ def init_queue(
     keys = jnp.zeros((size, dim), dtype)
     valid = jnp.zeros((size,), bool)
   else:
-    keys = l2_normalize(jax.random.normal(rng, (size, dim))).astype(dtype)
+    keys = checks.l2_normalize(
+        jax.random.normal(rng, (size, dim))).astype(dtype)
     valid = jnp.ones((size,), bool)
   return Queue(
       keys=keys,
@@ -151,10 +152,7 @@ def enqueue(queue: Queue, keys: Array, **metadata: Array) -> Queue:
   Example:
     >>> queue = jax.jit(enqueue)(queue, keys, label=labels)
   """
-  if jnp.ndim(keys) != 2:
-    raise ValueError(
-        f"keys must have rank 2 [b, d], got shape {jnp.shape(keys)}."
-    )
+  checks.check_rank("keys", keys, 2, "[b, d]: the keys of one batch")
   b, d = keys.shape
   if d != queue.dim:
     raise ValueError(
@@ -187,7 +185,8 @@ def enqueue(queue: Queue, keys: Array, **metadata: Array) -> Queue:
     new_metadata[name] = jax.lax.dynamic_update_slice(
         queue.metadata[name], value.astype(jnp.int32), start
     )
-  keys = jax.lax.stop_gradient(l2_normalize(keys)).astype(queue.keys.dtype)
+  keys = jax.lax.stop_gradient(checks.l2_normalize(keys)).astype(
+      queue.keys.dtype)
   return queue.replace(
       keys=jax.lax.dynamic_update_slice(queue.keys, keys, (queue.ptr, 0)),
       valid=jax.lax.dynamic_update_slice(

@@ -24,7 +24,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from contrastive.losses._common import l2_normalize
+from contrastive import checks
 from contrastive.negatives import mining
 
 Array = jax.Array
@@ -81,7 +81,7 @@ def simans_log_weights(
         f"positive must have the shape of q {jnp.shape(q)}, got"
         f" {jnp.shape(positive)}."
     )
-  if not isinstance(a, jax.core.Tracer) and not a >= 0:
+  if checks.is_concrete(a) and not a >= 0:
     raise ValueError(f"a must be >= 0, got {a}.")
   k = candidates.shape[0]
   if top_n is not None and not 1 <= top_n <= k:
@@ -95,7 +95,8 @@ def simans_log_weights(
 @functools.partial(jax.jit, static_argnums=6)
 def _log_weights_jit(q, positive, candidates, a, b, mask, top_n):
   q, positive, candidates = jax.lax.stop_gradient(
-      (l2_normalize(q), l2_normalize(positive), l2_normalize(candidates))
+      (checks.l2_normalize(q), checks.l2_normalize(positive),
+       checks.l2_normalize(candidates))
   )
   sim = q @ candidates.T
   pos_sim = jnp.sum(q * positive, axis=-1, keepdims=True)
