@@ -1,7 +1,7 @@
 """SimANS (Zhou et al. 2022) on MoCo: each query's negatives are drawn from
 its `top_n` most similar queue keys, with probability
 exp(-a (s_neg - s_pos - b)^2), around the positive's score; InfoNCE over the
-drawn ones (contrastive/negatives/simans_loss.py).
+drawn ones (contrastive/losses/simans.py).
 
 The paper's a = 0.5, b = 0 act on its retrievers' logits; ours are cosines
 divided by t, so the same a on the logits is a / t^2 on cosines: 12.5 at

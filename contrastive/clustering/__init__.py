@@ -5,8 +5,8 @@ Modules:
 - `stages`: multistage contrastive learning (MCL) state and its negative
   masks, pure JAX; `mcl` its config and train-step rule; `hooks` the
   between-stage work (embed, cluster, next stage) in the train loop.
-- `clusterns`: ClusterNS's online centroids and loss (hard centroid negative,
-  false negatives removed or handled by the bidirectional margin loss).
+- `clusterns`: ClusterNS's online centroids (k-means updated each step);
+  the loss that uses them is `contrastive.losses.clusterns_infonce`.
 - `balanced`: a cluster-balanced `IndexSampler`; `batching` its config.
 - `representation`: embed the training split and cluster it (timed).
 

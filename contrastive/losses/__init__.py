@@ -15,7 +15,14 @@ docs/losses.md, summarised in each function's docstring.
 | `supervised_infonce` | SupCon (Khosla et al. 2020) |
 | `kernel_conditional_infonce` | CCL-K (Tsai et al. 2022) |
 | `decoupled_uniformity` | decoupled uniformity with a kernel prior (Dufumier et al. 2023) |
+| `simans_infonce` | InfoNCE over SimANS-drawn negatives (Zhou et al. 2022) |
+| `clusterns_infonce` | ClusterNS (Deng et al. 2023) |
+
+SimANS's draw comes from `contrastive.negatives.simans`, a package below
+this one. ClusterNS's centroids are kept and updated by
+`contrastive.clustering.clusterns`, above it, and passed in as an argument.
 """
+from contrastive.losses.clusterns import clusterns_infonce
 from contrastive.losses.debiased import debiased_infonce
 from contrastive.losses.debiased import hard_negative_infonce
 from contrastive.losses.decoupled_uniformity import decoupled_uniformity
@@ -25,9 +32,11 @@ from contrastive.losses.kernels import condition_kernel
 from contrastive.losses.kernels import conditional_weights
 from contrastive.losses.moco_filtered import dual_view_moco
 from contrastive.losses.moco_filtered import filtered_infonce
+from contrastive.losses.simans import simans_infonce
 from contrastive.losses.supcon import supervised_infonce
 
 __all__ = [
+    "clusterns_infonce",
     "condition_kernel",
     "conditional_weights",
     "debiased_infonce",
@@ -37,5 +46,6 @@ __all__ = [
     "hard_negative_infonce",
     "infonce",
     "kernel_conditional_infonce",
+    "simans_infonce",
     "supervised_infonce",
 ]

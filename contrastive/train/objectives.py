@@ -22,7 +22,6 @@ import jax.numpy as jnp
 
 from contrastive import losses
 from contrastive.clustering import clusterns
-from contrastive.negatives import simans_loss
 
 Array = jax.Array
 METHODS = ("simclr", "moco")
@@ -164,7 +163,7 @@ def _specs() -> Mapping[str, _Spec]:
                    **masked),
       "hcl": _Spec(losses.hard_negative_infonce, both,
                    _pairwise_queue_symmetric, **masked),
-      "simans": _Spec(simans_loss.simans_infonce, both, _sampled, **masked,
+      "simans": _Spec(losses.simans_infonce, both, _sampled, **masked,
                       uses_rng=True),
       "moco_filtered": _Spec(losses.dual_view_moco, ("moco",), _dual_view,
                              **masked),
@@ -174,7 +173,7 @@ def _specs() -> Mapping[str, _Spec]:
       "decoupled_uniformity": _Spec(losses.decoupled_uniformity, ("simclr",),
                                     _multi_view),
       "clusterns": _Spec(
-          clusterns.clusterns_infonce, ("simclr",), _clusterns, **masked,
+          losses.clusterns_infonce, ("simclr",), _clusterns, **masked,
           state=_StateSpec(
               _clusterns_init, _clusterns_update,
               ("num_clusters", "centroid_momentum", "start_similarity"))),

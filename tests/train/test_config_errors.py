@@ -17,7 +17,7 @@ from configs import moco_filtered
 from configs import simans
 from configs import simclr
 from configs import supcon
-from contrastive.negatives import simans_loss
+from contrastive import losses
 from contrastive.train import experiment
 from contrastive.train.objectives import LOSS_NAMES, Projections
 from contrastive.train.objectives import build_objective
@@ -145,9 +145,9 @@ def test_a_sampling_loss_needs_its_key():
   hparams = {k: v for k, v in config.loss.items()
              if k not in ("name", "symmetric_queue")}
   key1, key2 = jax.random.split(key)
-  forward, _ = simans_loss.simans_infonce(
+  forward, _ = losses.simans_infonce(
       proj.online[0], proj.momentum[1], key1, negatives=queue, **hparams)
-  backward, _ = simans_loss.simans_infonce(
+  backward, _ = losses.simans_infonce(
       proj.online[1], proj.momentum[0], key2, negatives=queue, **hparams)
   np.testing.assert_allclose(first, (forward + backward) / 2, rtol=1e-6)
   assert abs(forward - backward) > 1e-3  # the directions differ

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from contrastive import losses
+from contrastive.losses.simans import sampled_mask
 from contrastive.negatives import simans
-from contrastive.negatives import simans_loss
 from tests.losses.numeric import numeric_grad
 
 KEY = jax.random.key(3)
@@ -56,7 +56,7 @@ def _np_moco(q, k, queue, drawn, t):
 def _drawn(z1, z2, candidates, num_samples, mask, **kw):
   sample = simans.simans_sample(KEY, z1, z2, candidates, num_samples,
                                 mask=mask, **kw)
-  return np.asarray(simans_loss.sampled_mask(sample, len(candidates)))
+  return np.asarray(sampled_mask(sample, len(candidates)))
 
 
 @pytest.mark.parametrize("queue_mode", [False, True])
@@ -67,7 +67,7 @@ def test_loss_and_gradient_match_numpy_on_the_drawn_negatives(queue_mode):
   if queue_mode:
     mask = np.random.default_rng(1).random((n, len(queue))) > 0.2
     drawn = _drawn(z1, z2, queue, m, mask, **kw)
-    loss_fn = lambda x: simans_loss.simans_infonce(
+    loss_fn = lambda x: losses.simans_infonce(
         x, z2, KEY, temperature=t, num_samples=m, negatives=queue,
         negative_mask=mask, **kw)
     reference = lambda x: _np_moco(x, z2, queue, drawn, t)
@@ -75,7 +75,7 @@ def test_loss_and_gradient_match_numpy_on_the_drawn_negatives(queue_mode):
     mask = ~np.eye(n, dtype=bool) & (np.random.default_rng(1).random((n, n))
                                     > 0.2)
     drawn = _drawn(z1, z2, z2, m, mask, top_n=4, a=kw["a"], b=kw["b"])
-    loss_fn = lambda x: simans_loss.simans_infonce(
+    loss_fn = lambda x: losses.simans_infonce(
         x, z2, KEY, temperature=t, num_samples=m, negative_mask=mask,
         top_n=4, a=kw["a"], b=kw["b"])
     reference = lambda x: _np_simclr(x, z2, drawn, t)
@@ -112,8 +112,8 @@ def test_drawing_every_candidate_is_infonce(queue_mode):
   z1, z2, queue = _data(5)
   kw = dict(negatives=queue) if queue_mode else {}
   m = len(queue) if queue_mode else len(z1) - 1
-  got, _ = simans_loss.simans_infonce(z1, z2, KEY, temperature=0.2,
-                                      num_samples=m, a=2.0, **kw)
+  got, _ = losses.simans_infonce(z1, z2, KEY, temperature=0.2,
+                                 num_samples=m, a=2.0, **kw)
   want, _ = losses.infonce(z1, z2, temperature=0.2, **kw)
   np.testing.assert_allclose(got, want, rtol=1e-6)
 
@@ -123,7 +123,7 @@ def test_too_few_candidates_leave_invalid_draws():
   z1, z2, queue = _data(6, n=3, k=8)
   mask = np.zeros((3, 8), bool)
   mask[:, :2] = True
-  loss, aux = simans_loss.simans_infonce(
+  loss, aux = losses.simans_infonce(
       z1, z2, KEY, temperature=0.5, num_samples=4, negatives=queue,
       negative_mask=mask)
   assert aux["simans_valid_frac"] == 0.5 and aux["num_negatives"] == 2
@@ -133,7 +133,7 @@ def test_too_few_candidates_leave_invalid_draws():
 
 def test_jit_vmap_and_the_key():
   z1, z2, queue = _data(7)
-  fn = lambda a, b, key: simans_loss.simans_infonce(
+  fn = lambda a, b, key: losses.simans_infonce(
       a, b, key, temperature=0.2, num_samples=4, negatives=queue, a=5.0)[0]
   keys = jax.random.split(KEY, 3)
   batch1, batch2 = np.stack([z1] * 3), np.stack([z2] * 3)
@@ -146,16 +146,16 @@ def test_jit_vmap_and_the_key():
 def test_errors():
   z1, z2, queue = _data(8, n=4)
   with pytest.raises(ValueError, match=r"num_samples must lie in \[1, 3\]"):
-    simans_loss.simans_infonce(z1, z2, KEY, temperature=0.2, num_samples=4)
+    losses.simans_infonce(z1, z2, KEY, temperature=0.2, num_samples=4)
   with pytest.raises(ValueError, match=r"num_samples must lie in \[1, 20\]"):
-    simans_loss.simans_infonce(z1, z2, KEY, temperature=0.2, num_samples=0,
-                               negatives=queue)
+    losses.simans_infonce(z1, z2, KEY, temperature=0.2, num_samples=0,
+                          negatives=queue)
   with pytest.raises(ValueError, match="negative_mask must have shape"):
-    simans_loss.simans_infonce(z1, z2, KEY, temperature=0.2, num_samples=2,
-                               negatives=queue,
-                               negative_mask=jnp.ones((4, 4), bool))
+    losses.simans_infonce(z1, z2, KEY, temperature=0.2, num_samples=2,
+                          negatives=queue,
+                          negative_mask=jnp.ones((4, 4), bool))
   with pytest.raises(ValueError, match="temperature"):
-    simans_loss.simans_infonce(z1, z2, KEY, temperature=0.0, num_samples=2)
+    losses.simans_infonce(z1, z2, KEY, temperature=0.0, num_samples=2)
   with pytest.raises(ValueError, match="a must be >= 0"):
-    simans_loss.simans_infonce(z1, z2, KEY, temperature=0.2, num_samples=2,
-                               a=-1.0)
+    losses.simans_infonce(z1, z2, KEY, temperature=0.2, num_samples=2,
+                          a=-1.0)

@@ -5,11 +5,12 @@ are `num_samples` candidates drawn (without replacement) with probability
 
     p_ij ∝ exp( -a * (s(q_i, d_j) - s(q_i, d+_i) - b)^2 )
 
-among its allowed candidates, optionally only the `top_n` most similar
-(`simans.simans_sample`). Here the draw becomes a negative mask for
-`contrastive.losses.infonce`, so the loss is InfoNCE's, in its SimCLR or MoCo
-convention, over the sampled negatives only. The draw is a sampling step
-(no gradient flows through the probabilities), taken from `rng`.
+among its allowed candidates, optionally only the `top_n` most similar.
+The sampler is `contrastive.negatives.simans.simans_sample`; here its draw
+becomes a negative mask for `infonce`, so the loss is InfoNCE's, in its
+SimCLR or MoCo convention, over the sampled negatives only. The draw is a
+sampling step (no gradient flows through the probabilities), taken from
+`rng`.
 """
 from __future__ import annotations
 
@@ -20,12 +21,12 @@ import jax.numpy as jnp
 
 from contrastive.losses.infonce import check_pair_inputs
 from contrastive.losses.infonce import infonce
-from contrastive.negatives import simans
+from contrastive.negatives import simans as sampler
 
 Array = jax.Array
 
 
-def sampled_mask(sample: simans.SimANSSample, num_candidates: int) -> Array:
+def sampled_mask(sample: sampler.SimANSSample, num_candidates: int) -> Array:
   """`[n, k]` bool, True at each anchor's valid sampled candidates."""
   n = sample.indices.shape[0]
   rows = jnp.arange(n)[:, None]
@@ -101,7 +102,7 @@ def simans_infonce(
         f"num_samples must lie in [1, {num_candidates}] (the candidates per"
         f" anchor: {'n - 1 in-batch' if negatives is None else 'k'}), got"
         f" {num_samples}.")
-  sample = simans.simans_sample(
+  sample = sampler.simans_sample(
       rng, z1, z2, candidates, num_samples, a=a, b=b, top_n=top_n,
       mask=allowed)
   drawn = sampled_mask(sample, jnp.shape(candidates)[0])
