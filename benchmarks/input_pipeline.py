@@ -18,7 +18,21 @@ experiment API exactly as `launch.main` builds it, it measures:
   step      one full train step (which itself augments, on device, from the
             state's rng) at the config's global batch, examples/s.
 
-and the ratios pipeline/step (the issue's target: >= 3) and host/step. Because
+and the ratios pipeline/step (the issue's target: >= 3) and host/step.
+
+    python -m benchmarks.input_pipeline --dataset=synthetic_imagenet
+
+measures instead the host side of ImageNet-sized training (issue 15): the
+image folder written by `benchmarks/make_synthetic_imagenet.py` (made under
+/tmp on first use), two 224 x 224 views of each image cropped from the whole
+image (SimCLR's scale 0.08-1, the smallest crops, which gain least from
+reduced-scale decoding), in this process (images per CPU second: the
+per-core figure) and in 1 and 2 grain worker processes (images/s), and the
+same files through torchvision's ImageFolder + RandomResizedCrop DataLoader
+(`benchmarks/torchvision_loader.py`, run in an interpreter that has torch:
+`--torch_python`, default /usr/bin/python3; the row is skipped, saying how
+to install it, when there is none), the two alternating, so that both see
+the same load. Because
 augmentation runs inside the jitted step, what the step really waits for is
 the host column; the augment column says what share of the step the views
 cost. Each figure is the median of `--repeats` timed runs after a warm-up
@@ -101,8 +115,139 @@ def measure(dataset: str, *, repeats: int, batch_size: int | None
           "shape": tuple(np.shape(x)[1:])}
 
 
+SYNTHETIC_ROOT = "/tmp/synthetic_imagenet"
+TORCH_HINT = ("no torch/torchvision: `apt-get install -y python3-torchvision`"
+              " (Debian, into /usr/bin/python3) or `python3 -m venv /tmp/tv &&"
+              " /tmp/tv/bin/pip install torch torchvision` and"
+              " --torch_python=/tmp/tv/bin/python")
+
+
+def _synthetic_root(args) -> str:
+  from benchmarks import make_synthetic_imagenet  # pylint: disable=g-import-not-at-top
+  root = args.data_dir or SYNTHETIC_ROOT
+  if not os.path.isdir(os.path.join(root, "train")):
+    print(f"writing {args.images} synthetic images to {root} ...", flush=True)
+    make_synthetic_imagenet.write_folder(root, train=args.images, val=0,
+                                         classes=100)
+  return root
+
+
+def _ours(root: str, workers: int, args) -> dict[str, float]:
+  from contrastive.data import host_crops  # pylint: disable=g-import-not-at-top
+  from contrastive.data import image_folder  # pylint: disable=g-import-not-at-top
+  from contrastive.data import iterator as iterator_lib  # pylint: disable=g-import-not-at-top
+  from contrastive.data import prefetch  # pylint: disable=g-import-not-at-top
+  ds = image_folder.ImageFolderDataset(root, "train", image_size=224)
+  ds = ds.with_host_crops(host_crops.CropSpec(
+      224, scale=tuple(args.scale), num_views=2, draft=not args.no_draft))
+  base_it = iterator_lib.BatchIterator(ds, args.image_batch, seed=0)
+  it = prefetch.PrefetchIterator(base_it, num_workers=workers,
+                                 buffer_size=1)
+  try:
+    for _ in range(args.warmup_batches):
+      next(it)
+    start, cpu = time.perf_counter(), time.process_time()
+    for _ in range(args.batches):
+      batch = next(it)
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+  finally:
+    it.close()
+  assert batch["x"].shape[1:] == (2, 224, 224, 3), batch["x"].shape
+  images = args.batches * args.image_batch
+  return {"images_per_s": images / wall,
+          "images_per_cpu_s": images / cpu if workers == 0 else None}
+
+
+def _torch(root: str, workers: int, args) -> dict[str, float] | str:
+  import json  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  python = args.torch_python
+  if not (python and os.path.exists(python)):
+    return TORCH_HINT
+  script = os.path.join(os.path.dirname(__file__), "torchvision_loader.py")
+  result = subprocess.run(
+      [python, script, f"--root={os.path.join(root, 'train')}",
+       f"--workers={workers}", f"--batch_size={args.image_batch}",
+       f"--batches={args.batches}", f"--warmup={args.warmup_batches}",
+       f"--scale={args.scale[0]},{args.scale[1]}"],
+      capture_output=True, text=True, check=False)
+  if result.returncode:
+    if "No module named" in result.stderr:
+      return TORCH_HINT
+    raise RuntimeError(f"torchvision_loader failed:\n{result.stderr}")
+  return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def image_benchmark(args) -> None:
+  """Host crops of ImageNet-sized JPEGs against torchvision's loader."""
+  root = _synthetic_root(args)
+  workers = [int(w) for w in args.workers.split(",")]
+  rows = {}
+  for repeat in range(args.repeats):
+    for w in workers:
+      for name, fn in (("ours", _ours), ("torchvision", _torch)):
+        load = os.getloadavg()[0]
+        r = fn(root, w, args)
+        rows.setdefault((name, w), []).append((r, load))
+        if isinstance(r, str):
+          continue
+        print(f"  repeat {repeat} {name:<11} workers {w}:"
+              f" {r['images_per_s']:7.0f} images/s  load {load:.1f}",
+              flush=True)
+  print(f"\nsynthetic_imagenet ({root}), two 224x224 views per image,"
+        f" scale {tuple(args.scale)}, batch {args.image_batch}, median of"
+        f" {args.repeats}; {os.cpu_count()} cores; images/s (wall) and, in"
+        " this process (workers 0), images per CPU second")
+  header = (f"{'workers':>7} {'ours img/s':>11} {'torchvision':>12}"
+            f" {'ratio':>6} {'ours /cpu-s':>12} {'tv /cpu-s':>10}"
+            f" {'cpu ratio':>9}  load")
+  print(header)
+  print("-" * len(header))
+  for w in workers:
+    ours = [r for r, _ in rows[("ours", w)]]
+    theirs = [r for r, _ in rows[("torchvision", w)]]
+    loads = [l for _, l in rows[("ours", w)] + rows[("torchvision", w)]]
+    o = statistics.median(r["images_per_s"] for r in ours)
+    o_cpu = (statistics.median(r["images_per_cpu_s"] for r in ours)
+             if w == 0 else None)
+    if isinstance(theirs[0], str):
+      t = t_cpu = None
+    else:
+      t = statistics.median(r["images_per_s"] for r in theirs)
+      t_cpu = (statistics.median(r["images_per_cpu_s"] for r in theirs)
+               if w == 0 else None)
+    fmt = lambda v, n: f"{v:>{n}.0f}" if v else f"{'-':>{n}}"
+    ratio = f"{o / t:>6.2f}" if t else f"{'-':>6}"
+    cpu_ratio = f"{o_cpu / t_cpu:>9.2f}" if o_cpu and t_cpu else f"{'-':>9}"
+    print(f"{w:>7} {fmt(o, 11)} {fmt(t, 12)} {ratio} {fmt(o_cpu, 12)}"
+          f" {fmt(t_cpu, 10)} {cpu_ratio}  {min(loads):.1f}-{max(loads):.1f}")
+  if isinstance(rows[("torchvision", workers[0])][0][0], str):
+    print(f"torchvision row skipped: {TORCH_HINT}.")
+  print("target: >= 400 images per CPU second (two views each); ratio:"
+        " ours / torchvision, measured alternately in the same run.")
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--dataset", default=None,
+                      help="synthetic_imagenet: the ImageNet-sized host"
+                      " pipeline against torchvision (see the docstring)")
+  parser.add_argument("--data_dir", default=None,
+                      help=f"synthetic_imagenet's folder ({SYNTHETIC_ROOT})")
+  parser.add_argument("--images", type=int, default=3000,
+                      help="images to write when the folder is missing")
+  parser.add_argument("--workers", default="0,1,2",
+                      help="synthetic_imagenet: worker processes to try")
+  parser.add_argument("--image_batch", type=int, default=64)
+  parser.add_argument("--batches", type=int, default=20,
+                      help="synthetic_imagenet: timed batches per figure")
+  parser.add_argument("--warmup_batches", type=int, default=3)
+  parser.add_argument("--scale", type=lambda v: tuple(
+      float(x) for x in v.split(",")), default=(0.08, 1.0))
+  parser.add_argument("--no_draft", action="store_true",
+                      help="decode every JPEG at full scale")
+  parser.add_argument("--torch_python", default="/usr/bin/python3",
+                      help="an interpreter with torch and torchvision")
   parser.add_argument("--quick", action="store_true",
                       help="batch 64 and 3 repeats: a smoke run")
   parser.add_argument("--datasets", default=",".join(DATASETS),
@@ -112,6 +257,13 @@ def main() -> None:
   parser.add_argument("--batch_size", type=int, default=None,
                       help="global batch (default: the small config's, 256)")
   args = parser.parse_args()
+  if args.dataset == "synthetic_imagenet":
+    args.repeats = args.repeats or 3
+    image_benchmark(args)
+    return
+  if args.dataset is not None:
+    raise ValueError(f"--dataset takes synthetic_imagenet, got"
+                     f" {args.dataset!r}; use --datasets for the others.")
   datasets = [d for d in args.datasets.split(",") if d]
   unknown = sorted(set(datasets) - set(DATASETS))
   if unknown:

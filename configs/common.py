@@ -43,15 +43,32 @@ DATASETS = {
         model=dict(name="resnet18", stem="cifar", width=64),
         nuisance=None,
     ),
+    # DCL's and HCL's STL-10 code: each view a crop of the whole 96 x 96
+    # image (area 0.08-1), resized to 32 x 32 on the host, SimCLR's colour
+    # recipe and a 3 x 3 blur with p = 0.5; evaluation on the whole 96 x 96
+    # images; ResNet-50 with the small-image stem. (They pretrain on
+    # train+unlabelled; this reads the labelled train split.)
     "stl10": dict(
-        data=dict(name="stl10", image_size=96),
-        augment=dict(name="mocov2", image_size=96),
+        data=dict(name="stl10"),
+        augment=dict(name="simclr", image_size=32, crop_on="host",
+                     blur_prob=0.5, blur_kernel_size=3),
+        model=dict(name="resnet50", stem="cifar", width=64),
+        nuisance=None,
+    ),
+    # ImageNet: crops of the whole image on the host (MoCo v2's area
+    # 0.2-1 by default; SimCLR's configs switch to its 0.08-1 recipe,
+    # `paper_image_recipe`); evaluation: short side 256, centre 224.
+    "imagenet2012": dict(
+        data=dict(name="imagenet2012", image_size=224, eval_resize=256),
+        augment=dict(name="mocov2", image_size=224, crop_on="host"),
         model=dict(name="resnet50", stem="imagenet", width=64),
         nuisance=None,
     ),
-    "imagenet2012": dict(
-        data=dict(name="imagenet2012", image_size=224),
-        augment=dict(name="mocov2", image_size=224),
+    # ImageNet-100 (CMC's 100-class subset) as a folder of class folders:
+    # --config.data.data_dir=/data/imagenet100 (train/, val/).
+    "imagenet100": dict(
+        data=dict(name="imagenet100", image_size=224, eval_resize=256),
+        augment=dict(name="mocov2", image_size=224, crop_on="host"),
         model=dict(name="resnet50", stem="imagenet", width=64),
         nuisance=None,
     ),
@@ -118,6 +135,67 @@ _TINY_MODEL = {
     "resnet50": dict(width=4),
     "audio_cnn": dict(width=4, depth=2), "sensor_resnet1d": dict(width=8, depth=2),
 }
+
+
+# The papers' recipes for the image datasets at the `full` size, per method
+# family ('simclr': in-batch negatives, SimCLR, DCL, HCL; 'moco': MoCo v2),
+# applied by the method's config (`paper_image_recipe`). `augment` applies
+# at every size (a small run tries the recipe it scales down); the rest at
+# `full` only. `infonce_temperature` replaces plain InfoNCE's only.
+_IMAGENET_TRAIN = {"imagenet2012": 1281167, "imagenet100": 126689}
+PAPER_IMAGE_RECIPES = {
+    # SimCLR (Chen et al. 2020), ImageNet: crops of area 0.08-1, colour
+    # strength 1.0, blur p = 0.5; LARS 0.3 x batch / 256, weight decay 1e-6,
+    # 10 warm-up epochs, batch 4096, 1000 epochs, t = 0.1.
+    **{(name, "simclr"): dict(
+        augment=dict(name="simclr", jitter_strength=1.0, blur_prob=0.5),
+        optimizer=dict(name="lars", learning_rate=0.3, lr_scaling="linear",
+                       warmup_steps=10 * (size // 4096), weight_decay=1e-6,
+                       momentum=0.9),
+        train=dict(batch_size=4096, num_epochs=1000),
+        infonce_temperature=0.1) for name, size in _IMAGENET_TRAIN.items()},
+    # MoCo v2 (Chen et al. 2020): crops of area 0.2-1, colour 0.4/0.4/0.4/
+    # 0.1, blur p = 0.5; SGD 0.03 x batch / 256, momentum 0.9, weight decay
+    # 1e-4, batch 256, 200 epochs (cosine), t = 0.2, a constant momentum
+    # 0.999 and a queue of 65,536 keys (16,384 for the 10x smaller
+    # ImageNet-100, as CMC's).
+    **{(name, "moco"): dict(
+        augment=dict(name="mocov2"),
+        optimizer=dict(name="sgd", learning_rate=0.03, lr_scaling="linear",
+                       warmup_steps=0, weight_decay=1e-4, momentum=0.9),
+        train=dict(batch_size=256, num_epochs=200),
+        moco=dict(queue_size=65536 if name == "imagenet2012" else 16384,
+                  momentum_start=0.999, momentum_end=0.999),
+        infonce_temperature=0.2) for name in _IMAGENET_TRAIN},
+    # DCL / HCL code on STL-10: Adam 1e-3, weight decay 1e-6, batch 256,
+    # 400 epochs, t = 0.5 (the crops are in DATASETS['stl10']).
+    ("stl10", "simclr"): dict(
+        augment={},
+        optimizer=dict(name="adamw", learning_rate=1e-3, lr_scaling="none",
+                       warmup_steps=0, weight_decay=1e-6),
+        train=dict(batch_size=256, num_epochs=400),
+        infonce_temperature=0.5),
+}
+
+
+def paper_image_recipe(config, family: str) -> None:
+  """Applies `PAPER_IMAGE_RECIPES[(config.dataset, family)]`, if any, to
+  `config` (after its `loss` is set): the augmentation at every size, the
+  optimizer, batch, epochs, queue and InfoNCE temperature at `full`."""
+  recipe = PAPER_IMAGE_RECIPES.get((config.dataset, family))
+  if recipe is None:
+    return
+  config.augment.update(recipe["augment"])
+  if config.size != "full":
+    return
+  config.optimizer.update(recipe["optimizer"])
+  config.train.update(recipe["train"])
+  if "moco" in recipe:
+    config.moco.update(recipe["moco"])
+  if config.loss.name == "infonce":
+    config.loss.temperature = recipe["infonce_temperature"]
+    if family == "moco":  # MoCo v2 scores q1 -> k2 only
+      config.loss.symmetric_queue = False
 
 
 def in_batch_temperature(config, default: float = 0.5) -> float:
@@ -189,6 +267,9 @@ def base_config(arg: str | None) -> ml_collections.ConfigDict:
       batch_size=512, num_epochs=200, num_steps=0, log_every=50,
       checkpoint_every=1000, keep_checkpoints=3, eval_every=5000,
       progress=True,
+      # Worker processes making the batches ahead (image decoding and host
+      # crops; contrastive/data/prefetch.py); 0: in the training process.
+      data_workers=0,
       # Multi-host: how long a process waits for the others at the exchange
       # before each step (contrastive/train/agreement.py); it must cover the
       # first step's compilation and an evaluation.

@@ -14,4 +14,6 @@ def get_config(arg: str | None = None):
   config.loss = dict(name="dcl",
                      temperature=common.in_batch_temperature(config),
                      tau_plus=0.1)
+  # ImageNet, ImageNet-100, STL-10: the papers' recipes (configs/common.py).
+  common.paper_image_recipe(config, "simclr")
   return config

@@ -13,4 +13,6 @@ def get_config(arg: str | None = None):
   config.loss = dict(name="hcl",
                      temperature=common.in_batch_temperature(config),
                      tau_plus=0.1, beta=1.0)
+  # ImageNet, ImageNet-100, STL-10: the papers' recipes (configs/common.py).
+  common.paper_image_recipe(config, "simclr")
   return config

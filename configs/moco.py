@@ -12,4 +12,6 @@ def get_config(arg: str | None = None):
   config.method = "moco"
   # symmetric_queue: also score q2 -> k1 against the queue (MoCo v2+).
   config.loss = dict(name="infonce", temperature=0.2, symmetric_queue=True)
+  # ImageNet, ImageNet-100, STL-10: the papers' recipes (configs/common.py).
+  common.paper_image_recipe(config, "moco")
   return config

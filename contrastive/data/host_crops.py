@@ -136,22 +136,21 @@ def sample_box(u: np.ndarray, height: int, width: int, *,
   `u[:attempts]` draw the areas, `u[attempts:2 * attempts]` the log aspect
   ratios, `u[-2]` and `u[-1]` the top and left offsets (module docstring).
   """
-  u = np.asarray(u, np.float64)
-  if u.shape != (2 * attempts + 2,):
-    raise ValueError(f"need {2 * attempts + 2} uniforms, got {u.shape}.")
-  area = height * width * (scale[0] + (scale[1] - scale[0]) * u[:attempts])
+  u = [float(v) for v in np.asarray(u, np.float64).ravel()]
+  if len(u) != 2 * attempts + 2:
+    raise ValueError(f"need {2 * attempts + 2} uniforms, got {len(u)}.")
+  area = height * width
   log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
-  aspect = np.exp(log_lo + (log_hi - log_lo) * u[attempts:2 * attempts])
-  # np.round halves to even, as jnp.round does on the device.
-  ws = np.round(np.sqrt(area * aspect)).astype(np.int64)
-  hs = np.round(np.sqrt(area / aspect)).astype(np.int64)
-  fits = (ws > 0) & (ws <= width) & (hs > 0) & (hs <= height)
-  if fits.any():
-    first = int(np.argmax(fits))
-    h, w = int(hs[first]), int(ws[first])
-    top = min(int(u[-2] * (height - h + 1)), height - h)
-    left = min(int(u[-1] * (width - w + 1)), width - w)
-    return top, left, h, w
+  for k in range(attempts):  # scalar: most first attempts fit
+    target = area * (scale[0] + (scale[1] - scale[0]) * u[k])
+    aspect = math.exp(log_lo + (log_hi - log_lo) * u[attempts + k])
+    # round() halves to even, as jnp.round does on the device.
+    w = round(math.sqrt(target * aspect))
+    h = round(math.sqrt(target / aspect))
+    if 0 < w <= width and 0 < h <= height:
+      top = min(int(u[-2] * (height - h + 1)), height - h)
+      left = min(int(u[-1] * (width - w + 1)), width - w)
+      return top, left, h, w
   in_ratio = width / height
   if in_ratio < ratio[0]:
     w, h = width, int(round(width / ratio[0]))

@@ -15,12 +15,13 @@ ones. Names (`DATASETS`):
     standardize, use_cache (see `uci_hapt.load_uci_hapt`); source 'auto' or
     'files'.
   * 'cifar10', 'cifar100', 'stl10', 'imagenet2012', and 'tfds:<name>' for any
-    TFDS image dataset: data_dir, image_size, image_key, label_key, download
-    (see `tfds_source.TfdsDataset`).
+    TFDS image dataset: data_dir, image_size, image_key, label_key, download,
+    eval_resize (see `tfds_source.TfdsDataset`).
   * 'image_folder:<path>' (or 'image_folder' with data_dir): a folder of
     train/<class>/*.jpg and val/<class>/...: data_dir, image_size,
     eval_resize, skip_unreadable, cache_dir (see
-    `image_folder.ImageFolderDataset`).
+    `image_folder.ImageFolderDataset`); 'imagenet100' is such a folder
+    (data_dir must name it).
 
 Example:
   config = ml_collections.ConfigDict({"name": "fsdd", "data_dir": "/d/fsdd"})
@@ -47,10 +48,13 @@ FASHION_MNIST_SOURCES = ("auto", "files", "tfds")
 def _tfds_builder(tfds_name: str) -> Callable[..., base.Dataset]:
   def build(split: str, *, data_dir: str | None = None,
             image_size: int | None = None, image_key: str = "image",
-            label_key: str = "label", download: bool = False):
+            label_key: str = "label", download: bool = False,
+            eval_resize: int = 0):
+    # eval_resize <= 0: the central square (see TfdsDataset).
     return tfds_source.TfdsDataset(
         tfds_name, split, data_dir=data_dir, image_size=image_size,
-        image_key=image_key, label_key=label_key, download=download)
+        image_key=image_key, label_key=label_key, download=download,
+        eval_resize=eval_resize if eval_resize and eval_resize > 0 else None)
   return build
 
 
@@ -116,6 +120,8 @@ DATASETS: Mapping[str, Callable[..., base.Dataset]] = {
     "stl10": _tfds_builder("stl10"),
     "imagenet2012": _tfds_builder("imagenet2012"),
     "image_folder": _image_folder_builder(None),
+    # ImageNet-100 (CMC's 100 classes) as a folder: set data_dir.
+    "imagenet100": _image_folder_builder(None),
 }
 
 

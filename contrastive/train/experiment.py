@@ -72,11 +72,18 @@ class Experiment:
     return step % self.mcl.steps_per_stage if self.mcl else step
 
   def train_iterator(self):
-    return data_lib.BatchIterator(
+    iterator = data_lib.BatchIterator(
         self.train_data, batch_size=self.batch_size,
         seed=self.config.seed, shuffle=True, drop_remainder=True,
         process_index=jax.process_index(),
         process_count=jax.process_count(), sampler=self.sampler)
+    # config.train.data_workers > 0: the same batches, made ahead by that
+    # many grain worker processes (contrastive/data/prefetch.py).
+    workers = int(self.config.train.get("data_workers", 0) or 0)
+    if workers:
+      from contrastive.data import prefetch  # pylint: disable=g-import-not-at-top
+      return prefetch.PrefetchIterator(iterator, num_workers=workers)
+    return iterator
 
 
 def for_member(exp: Experiment, config) -> Experiment:

@@ -267,3 +267,22 @@ def test_worker_processes_give_the_same_batches_and_state(folder):
     np.testing.assert_array_equal(a["x"], b["x"])
     np.testing.assert_array_equal(a["index"], b["index"])
   assert it.get_state() == plain.get_state()
+
+
+def test_tfds_images_are_cropped_whole_on_the_host():
+  tfds = pytest.importorskip("tensorflow_datasets")
+  from contrastive.data import tfds_source  # pylint: disable=g-import-not-at-top
+  spec = host_crops.CropSpec(16, scale=(0.2, 1.0))
+  with tfds.testing.mock_data(num_examples=4):
+    ds = tfds_source.TfdsDataset("imagenet2012", "train", image_size=32,
+                                 eval_resize=36).with_host_crops(spec)
+    views = iterator_lib.load_batch(ds, np.array([3, 1]), epoch=2, seed=5)
+    raw = tfds.data_source("imagenet2012", split="train")[1]["image"]
+    evaluated = ds.get_batch([1])["x"][0]
+  assert views["x"].shape == (2, 2, 16, 16, 3)
+  np.testing.assert_array_equal(views["index"], [3, 1])
+  np.testing.assert_array_equal(
+      views["x"][1], host_crops.decode_train_views(raw, spec, seed=5, epoch=2,
+                                                   index=1))
+  np.testing.assert_array_equal(
+      evaluated, host_crops.decode_eval(raw, host_crops.EvalSpec(32, 36)))

@@ -80,7 +80,10 @@ def test_config_fields_lists_each_readers_options():
       "clip_samples", "sample_rate", "test_indices", "held_out_speaker")
   assert registry.config_fields("fashion_mnist") == shared
   assert registry.config_fields("tfds:svhn_cropped") == (
-      "data_dir", "image_size", "image_key", "label_key", "download")
+      "data_dir", "image_size", "image_key", "label_key", "download",
+      "eval_resize")
+  assert registry.config_fields("image_folder:/data/in100") == (
+      "data_dir", "image_size", "eval_resize", "skip_unreadable", "cache_dir")
 
 
 def test_unknown_name_lists_valid_names():
