@@ -48,13 +48,11 @@ import statistics
 import time
 from typing import Any, Callable
 
-import jax
 import numpy as np
 
-from configs import simclr
-from contrastive.augment import make_views
-from contrastive.train import experiment as experiment_lib
-from contrastive.train import mesh as mesh_lib
+# jax, the configs and the trainer are imported where used, so that the
+# synthetic_imagenet run (and its worker processes, which import this
+# module) needs only the data package.
 
 DATASETS = ("fashion_mnist", "fsdd", "uci_hapt")
 TARGET_RATIO = 3.0
@@ -76,6 +74,11 @@ def median_seconds(fn: Callable[[], Any], repeats: int, warmup: int = 1
 def measure(dataset: str, *, repeats: int, batch_size: int | None
             ) -> dict[str, float]:
   """Examples/s of host reading, augmentation, both, and one train step."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from configs import simclr  # pylint: disable=g-import-not-at-top
+  from contrastive.augment import make_views  # pylint: disable=g-import-not-at-top
+  from contrastive.train import experiment as experiment_lib  # pylint: disable=g-import-not-at-top
+  from contrastive.train import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
   config = simclr.get_config(f"{dataset},small")
   if batch_size:
     config.train.batch_size = batch_size
@@ -147,15 +150,29 @@ def _ours(root: str, workers: int, args) -> dict[str, float]:
     for _ in range(args.warmup_batches):
       next(it)
     start, cpu = time.perf_counter(), time.process_time()
+    arrivals = []
     for _ in range(args.batches):
       batch = next(it)
-    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+      arrivals.append(time.perf_counter())
+    cpu = time.process_time() - cpu
   finally:
     it.close()
   assert batch["x"].shape[1:] == (2, 224, 224, 3), batch["x"].shape
-  images = args.batches * args.image_batch
-  return {"images_per_s": images / wall,
-          "images_per_cpu_s": images / cpu if workers == 0 else None}
+  return {"images_per_s": steady_rate(start, arrivals, args.image_batch,
+                                      workers),
+          "images_per_cpu_s": (args.batches * args.image_batch / cpu
+                               if workers == 0 else None)}
+
+
+def steady_rate(start: float, arrivals: list[float], batch: int,
+                workers: int) -> float:
+  """Images/s. With workers, over the second half of the batches only: the
+  workers fill their buffers during the warm-up, and those batches arrive
+  at once; by the second half the loop waits for batches being made."""
+  if workers == 0:
+    return len(arrivals) * batch / (arrivals[-1] - start)
+  half = len(arrivals) // 2
+  return (len(arrivals) - 1 - half) * batch / (arrivals[-1] - arrivals[half])
 
 
 def _torch(root: str, workers: int, args) -> dict[str, float] | str:
@@ -268,6 +285,7 @@ def main() -> None:
   unknown = sorted(set(datasets) - set(DATASETS))
   if unknown:
     raise ValueError(f"unknown datasets {unknown}; valid: {DATASETS}.")
+  import jax  # pylint: disable=g-import-not-at-top
   repeats = args.repeats or (3 if args.quick else 5)
   batch_size = args.batch_size or (64 if args.quick else None)
 

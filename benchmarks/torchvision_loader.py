@@ -8,8 +8,9 @@ on them). Standalone:
     /usr/bin/python3 benchmarks/torchvision_loader.py --root=/tmp/synthetic_imagenet/train \
         --workers=2 --batches=20
 
-It prints one JSON line: images/s (wall) and, with --workers=0, images per
-CPU second of this process. The transform is what the host does in our
+It prints one JSON line: images/s (wall; with workers, over the second half
+of the timed batches, once the prefetched ones are used up) and, with
+--workers=0, images per CPU second of this process. The transform is what the host does in our
 pipeline too, two views per image, each RandomResizedCrop(224, scale)
 (PIL bilinear, antialiased) to a uint8 tensor (PILToTensor); the image is
 decoded once for both views, as the papers' two-crop wrappers do.
@@ -51,19 +52,28 @@ def main() -> None:
       dataset, batch_size=args.batch_size, shuffle=True,
       num_workers=args.workers, drop_last=True,
       persistent_workers=args.workers > 0)
-  stream = iter(loader)
+  def batches():  # epoch after epoch, as a training loop reads them
+    while True:
+      yield from loader
+  stream = batches()
   for _ in range(args.warmup):
     next(stream)
   start, cpu = time.perf_counter(), time.process_time()
-  shape = None
+  shape, arrivals = None, []
   for _ in range(args.batches):
     views, _ = next(stream)
+    arrivals.append(time.perf_counter())
     shape = tuple(views.shape)
-  wall = time.perf_counter() - start
   cpu = time.process_time() - cpu
   images = args.batches * args.batch_size
+  if args.workers:  # steady state: the second half (prefetched batches first)
+    half = len(arrivals) // 2
+    rate = ((len(arrivals) - 1 - half) * args.batch_size
+            / (arrivals[-1] - arrivals[half]))
+  else:
+    rate = images / (arrivals[-1] - start)
   print(json.dumps({
-      "images_per_s": images / wall,
+      "images_per_s": rate,
       "images_per_cpu_s": images / cpu if args.workers == 0 else None,
       "shape": shape, "torch": torch.__version__,
       "torchvision": __import__("torchvision").__version__}))

@@ -6,7 +6,8 @@ trains. `PrefetchIterator(iterator, num_workers)` yields exactly the
 batches that `iterator` would (the same indices, the same host crops, which
 depend only on (seed, epoch, index, view)), made by `num_workers` grain
 worker processes (`grain`'s `mp_prefetch`; each worker makes whole batches,
-in turn, and the batches come back in order), and its state is the
+in turn, on one thread, at most `buffer_size` ahead, and the batches come
+back in order), and its state is the
 wrapped iterator's `{'epoch', 'position', 'seed'}` after the last batch
 *yielded*, not after the last one made: it is saved in checkpoints as
 before, and a resumed run restarts the workers from it.
@@ -106,7 +107,11 @@ class PrefetchIterator:
     stop = 2**62 if num_epochs is None else num_epochs * steps
     make = _BatchAt(copy.deepcopy(self._iterator), batch, steps)
     dataset = grain.MapDataset.range(number, max(number, stop)).map(make)
-    self._stream = iter(dataset.to_iter_dataset().mp_prefetch(
+    # No reading threads inside a worker (grain's default is 16 threads and
+    # 500 elements ahead each): one worker is one core, and at most
+    # `buffer_size` batches per worker wait in shared memory.
+    read = grain.ReadOptions(num_threads=0, prefetch_buffer_size=0)
+    self._stream = iter(dataset.to_iter_dataset(read).mp_prefetch(
         grain.MultiprocessingOptions(
             num_workers=self._num_workers,
             per_worker_buffer_size=self._buffer_size)))

@@ -374,6 +374,10 @@ def train_population(configs: Sequence[Any], workdirs: Sequence[str], *,
         error = e
   if bar is not None:
     bar.close()
+  for m in members:  # stop data worker processes (config.train.data_workers)
+    close = getattr(m.iterator, "close", None)
+    if close is not None:
+      close()
   if decision.reason is Stop.ERROR:
     _abort(members, error, decision)
   preempted = decision.reason is Stop.PREEMPTED
