@@ -148,6 +148,19 @@ class BatchIterator:
   def local_batch_size(self) -> int:
     return self._batch_size // self._count
 
+  @property
+  def batch_size(self) -> int:
+    """The global batch size."""
+    return self._batch_size
+
+  @property
+  def drop_remainder(self) -> bool:
+    return self._drop_remainder
+
+  @property
+  def num_epochs(self) -> int | None:
+    return self._num_epochs
+
   def _epoch_order(self, epoch: int) -> np.ndarray:
     if self._order_epoch != epoch:
       order = np.asarray(self._sampler.epoch_order(epoch))

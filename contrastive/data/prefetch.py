@@ -89,11 +89,12 @@ class PrefetchIterator:
     state = self._iterator.get_state()
     steps = self._iterator.steps_per_epoch(state["epoch"])
     # Batches per epoch must not vary: check the next epoch too.
-    if steps < 1 or self._iterator.steps_per_epoch(state["epoch"] + 1) != steps:
+    if steps < 1 or self._iterator.steps_per_epoch(
+        state["epoch"] + 1) != steps:
       raise ValueError("PrefetchIterator needs the same number of batches"
                        " every epoch; use num_workers=0 with this sampler.")
-    batch = self._iterator._batch_size  # pylint: disable=protected-access
-    if not self._iterator._drop_remainder or state["position"] % batch:  # pylint: disable=protected-access
+    batch = self._iterator.batch_size
+    if not self._iterator.drop_remainder or state["position"] % batch:
       raise ValueError("PrefetchIterator needs drop_remainder=True and a"
                        " state at a batch boundary.")
     return state["epoch"] * steps + state["position"] // batch, steps
@@ -102,8 +103,7 @@ class PrefetchIterator:
     import grain  # pylint: disable=g-import-not-at-top
     _ready_flags()
     number, steps = self._global_number()
-    batch = self._iterator._batch_size  # pylint: disable=protected-access
-    num_epochs = self._iterator._num_epochs  # pylint: disable=protected-access
+    batch, num_epochs = self._iterator.batch_size, self._iterator.num_epochs
     stop = 2**62 if num_epochs is None else num_epochs * steps
     make = _BatchAt(copy.deepcopy(self._iterator), batch, steps)
     dataset = grain.MapDataset.range(number, max(number, stop)).map(make)
@@ -134,10 +134,9 @@ class PrefetchIterator:
     it = self._iterator
     state = it.get_state()
     steps = it.steps_per_epoch(state["epoch"])
-    position = state["position"] + it._batch_size  # pylint: disable=protected-access
-    epoch = state["epoch"]
-    if position // it._batch_size > steps:  # pylint: disable=protected-access
-      epoch, position = epoch + 1, it._batch_size  # pylint: disable=protected-access
+    position, epoch = state["position"] + it.batch_size, state["epoch"]
+    if position // it.batch_size > steps:  # the batch opens the next epoch
+      epoch, position = epoch + 1, it.batch_size
     it.set_state({"epoch": epoch, "position": position, "seed": state["seed"]})
 
   def get_state(self) -> dict[str, int]:
