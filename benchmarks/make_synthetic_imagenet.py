@@ -5,7 +5,11 @@
 
 gives `<out>/train/<class>/<n>.JPEG` and `<out>/val/<class>/...`, the layout
 `image_folder:<out>` reads. Write it outside the repository (it is tens to
-hundreds of MB).
+hundreds of MB). `--tfds_dir=DIR` also writes the same JPEGs as a prepared
+TFDS dataset in the ArrayRecord format, `synthetic_imagenet` (splits
+'train' and 'test', features 'image' and 'label'), which
+`tfds:synthetic_imagenet` with `data_dir=DIR` reads (TensorFlow is not
+needed to write or read it).
 
 The images imitate what matters to an input pipeline, not what a network
 would learn from: ImageNet's sizes (most 500 x 375 or 375 x 500 and
@@ -108,6 +112,50 @@ def write_folder(out: str | os.PathLike, *, train: int, val: int,
           "seconds": time.perf_counter() - start}
 
 
+def write_tfds(folder: str | os.PathLike, data_dir: str | os.PathLike,
+               name: str = "synthetic_imagenet") -> str:
+  """Writes `folder`'s train/ and val/ images (as they are encoded) as the
+  prepared TFDS dataset `name` in `data_dir`, ArrayRecord files; returns
+  its path. Class names: train/'s sorted folder names."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from tensorflow_datasets.core import registered  # pylint: disable=g-import-not-at-top
+  folder = pathlib.Path(folder)
+  classes = sorted(p.name for p in (folder / "train").iterdir() if p.is_dir())
+  splits = {"train": folder / "train", "test": folder / "val"}
+
+  def examples(split_dir):
+    for label, name_ in enumerate(classes):
+      for path in sorted((split_dir / name_).glob("*")):
+        yield f"{name_}/{path.name}", {"image": str(path), "label": label}
+
+  with registered.skip_registration():
+    class SyntheticImagenet(tfds.core.GeneratorBasedBuilder):
+      VERSION = tfds.core.Version("1.0.0")
+      # A one-part module name: TFDS then looks for no checksums file beside
+      # the code (which needs importlib_resources for a package's module).
+      __module__ = name
+
+      def _info(self):
+        return tfds.core.DatasetInfo(
+            builder=self, features=tfds.features.FeaturesDict({
+                "image": tfds.features.Image(encoding_format="jpeg"),
+                "label": tfds.features.ClassLabel(names=classes)}))
+
+      def _split_generators(self, dl_manager):
+        del dl_manager
+        return {split: examples(path) for split, path in splits.items()
+                if path.is_dir()}
+
+      def _generate_examples(self):  # pylint: disable=arguments-differ
+        raise NotImplementedError  # _split_generators yields the examples
+
+    SyntheticImagenet.name = name
+    builder = SyntheticImagenet(data_dir=str(data_dir),
+                                file_format="array_record")
+    builder.download_and_prepare()
+  return str(builder.data_dir)
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--out", required=True,
@@ -116,12 +164,16 @@ def main() -> None:
   parser.add_argument("--val", type=int, default=500)
   parser.add_argument("--classes", type=int, default=10)
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--tfds_dir", default=None,
+                      help="also write a TFDS ArrayRecord copy here")
   args = parser.parse_args()
   stats = write_folder(args.out, train=args.train, val=args.val,
                        classes=args.classes, seed=args.seed)
   print(f"{stats['files']} images, {stats['bytes'] / 2**20:.1f} MiB"
         f" ({stats['bytes'] / stats['files'] / 1e3:.0f} KB mean) in"
         f" {stats['seconds']:.0f} s -> {args.out}")
+  if args.tfds_dir:
+    print("TFDS copy ->", write_tfds(args.out, args.tfds_dir))
 
 
 if __name__ == "__main__":

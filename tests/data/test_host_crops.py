@@ -286,3 +286,28 @@ def test_tfds_images_are_cropped_whole_on_the_host():
                                                    index=1))
   np.testing.assert_array_equal(
       evaluated, host_crops.decode_eval(raw, host_crops.EvalSpec(32, 36)))
+
+
+def test_synthetic_tfds_copy_holds_the_folder_s_images(folder, tmp_path):
+  pytest.importorskip("tensorflow_datasets")
+  from contrastive.data import tfds_source  # pylint: disable=g-import-not-at-top
+  synthetic.write_tfds(folder, tmp_path)
+  records = tfds_source.TfdsDataset("synthetic_imagenet", "train",
+                                    data_dir=tmp_path, image_size=24,
+                                    eval_resize=28)
+  files = image_folder.ImageFolderDataset(folder, "train", image_size=24,
+                                          eval_resize=28, cache_dir="")
+  assert len(records) == len(files) == 14
+  assert records.info.class_names == files.classes
+
+  def images(ds):
+    batch = ds.get_batch(np.arange(len(ds)))
+    return sorted((int(l), x.tobytes()) for l, x in zip(batch["label"],
+                                                         batch["x"]))
+  # PNGs are re-encoded by TFDS as JPEG: compare the JPEG-born ones.
+  jpegs = [i for i in range(len(files)) if files.path(i).endswith(".JPEG")]
+  folder_images = set(images(files))
+  tfds_images = images(records)
+  assert sum(im in folder_images for im in tfds_images) == len(jpegs)
+  assert len(records.with_host_crops(host_crops.CropSpec(16)).get_views(
+      [0, 1], epoch=0, seed=0)["x"]) == 2
