@@ -3,7 +3,7 @@ method) as one population (`contrastive.train.loop.train_population`), the
 (dataset, method) groups one after another; and, from one shared workdir,
 on several workers at once.
 
-Layout of a sweep's workdir:
+Layout of a sweep's workdir::
 
   sweep.json                 the sweep config, hardware, sessions (one per
                              worker invocation: worker, wall times)

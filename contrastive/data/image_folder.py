@@ -1,6 +1,6 @@
 """A folder of class subfolders of images: `image_folder:<path>`.
 
-The layout of ImageNet, ImageNet-100 and most users' own data:
+The layout of ImageNet, ImageNet-100 and most users' own data::
 
     <root>/train/<class>/*.jpg|jpeg|png
     <root>/val/<class>/...          ('test' reads val/, validation/ or test/)

@@ -18,7 +18,7 @@ ones. Names (`DATASETS`):
     TFDS image dataset: data_dir, image_size, image_key, label_key, download,
     eval_resize (see `tfds_source.TfdsDataset`).
   * 'image_folder:<path>' (or 'image_folder' with data_dir): a folder of
-    train/<class>/*.jpg and val/<class>/...: data_dir, image_size,
+    `train/<class>/*.jpg` and `val/<class>/...`: data_dir, image_size,
     eval_resize, skip_unreadable, cache_dir (see
     `image_folder.ImageFolderDataset`); 'imagenet100' is such a folder
     (data_dir must name it).
@@ -168,7 +168,7 @@ def default_config(name: str) -> dict[str, Any]:
   A config built from this (configs/common.py) lets every reader option be
   set from the command line (`--config.data.data_dir=/data/fsdd`); with an
   ml_collections config locked, a field absent from it could not be.
-  Fields defaulting to None become typed `placeholder`s.
+  Fields defaulting to None become typed placeholders (`placeholder`).
   """
   from ml_collections import config_dict  # pylint: disable=g-import-not-at-top
   fields = {"name": name}

@@ -10,15 +10,20 @@ same kNN and linear probe as a trained encoder's features
 Names (`INPUT_FEATURES`, by modality):
 
 * image
+
   - `pixels`: the image flattened, in [0, 1] (uint8 / 255).
+
 * sensor (`[T, C]` windows)
+
   - `windows`: each channel standardised with the training split's mean and
     standard deviation over every sample, then flattened (`T * C` numbers).
   - `summary_stats`: per channel, the mean, standard deviation, minimum,
     maximum and the 10th, 25th, 50th, 75th and 90th percentiles over the
     window (`9 * C` numbers: 54 for UCI HAPT's six channels), each
     standardised with the training split's mean and standard deviation.
+
 * audio (`[T]` waveforms)
+
   - `logmel`: the log-mel spectrogram of the clip (the audio encoder's front
     end, `contrastive.models.audio_frontend`, with its defaults unless
     `frontend` says otherwise: 64 mels every 10 ms), flattened and

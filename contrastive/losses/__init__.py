@@ -6,17 +6,20 @@ cosine similarity (`pos_sim`, `neg_sim`) and the top-1 accuracy of the
 positive among the candidates (`top1`). Conventions and formulas:
 docs/losses.md, summarised in each function's docstring.
 
-| function | method |
-|---|---|
-| `infonce` | InfoNCE / NT-Xent: SimCLR (2n-2 negatives), CLIP-symmetric, MoCo queue |
-| `debiased_infonce` | DCL (Chuang et al. 2020) |
-| `hard_negative_infonce` | HCL (Robinson et al. 2021) |
-| `filtered_infonce`, `dual_view_moco` | MoCo with hard-negative filtering, both directions |
-| `supervised_infonce` | SupCon (Khosla et al. 2020) |
-| `kernel_conditional_infonce` | CCL-K (Tsai et al. 2022) |
-| `decoupled_uniformity` | decoupled uniformity with a kernel prior (Dufumier et al. 2023) |
-| `simans_infonce` | InfoNCE over SimANS-drawn negatives (Zhou et al. 2022) |
-| `clusterns_infonce` | ClusterNS (Deng et al. 2023) |
+Functions, by method:
+
+- `infonce`: InfoNCE / NT-Xent: SimCLR (2n-2 negatives), CLIP-symmetric, MoCo
+  queue
+- `debiased_infonce`: DCL (Chuang et al. 2020)
+- `hard_negative_infonce`: HCL (Robinson et al. 2021)
+- `filtered_infonce`, `dual_view_moco`: MoCo with hard-negative filtering, both
+  directions
+- `supervised_infonce`: SupCon (Khosla et al. 2020)
+- `kernel_conditional_infonce`: CCL-K (Tsai et al. 2022)
+- `decoupled_uniformity`: decoupled uniformity with a kernel prior (Dufumier et
+  al. 2023)
+- `simans_infonce`: InfoNCE over SimANS-drawn negatives (Zhou et al. 2022)
+- `clusterns_infonce`: ClusterNS (Deng et al. 2023)
 
 SimANS's draw comes from `contrastive.negatives.simans`, a package below
 this one. ClusterNS's centroids are kept and updated by

@@ -1,6 +1,6 @@
 """Supervised contrastive loss, SupCon (Khosla et al., NeurIPS 2020).
 
-The `L_out` form of the paper (its eq. 2, the one it recommends):
+The `L_out` form of the paper (its eq. 2, the one it recommends)::
 
     L_i = -1/|P(i)| sum_{p in P(i)} log(exp(s_ip/t) / sum_{a != i} exp(s_ia/t))
 

@@ -204,7 +204,7 @@ def build_model(config: Any) -> heads.ContrastiveModel:
 
 
 def param_count(params: Any) -> int:
-  """Number of scalars in a pytree of arrays (or `jax.ShapeDtypeStruct`s).
+  """Number of scalars in a pytree of arrays (or of `jax.ShapeDtypeStruct`).
 
   Pass `variables['params']` to leave BatchNorm statistics out.
 
