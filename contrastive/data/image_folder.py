@@ -41,7 +41,7 @@ PREFIX = "image_folder:"
 EXTENSIONS = (".jpg", ".jpeg", ".png")
 SPLIT_FOLDERS = {"train": ("train",), "test": ("val", "validation", "test"),
                  "val": ("val", "validation")}
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 
 
 class UnreadableImageError(ValueError):
@@ -89,8 +89,10 @@ def _list_files(split_dir: pathlib.Path, classes: Sequence[str],
     folder = split_dir / name
     if not folder.is_dir():
       continue  # a class of train/ that this split lacks
+    # Hidden files ('._x.jpg': macOS's resource forks) are not images.
     found = sorted(e.name for e in os.scandir(folder)
-                   if e.is_file() and e.name.lower().endswith(EXTENSIONS))
+                   if e.is_file() and not e.name.startswith(".")
+                   and e.name.lower().endswith(EXTENSIONS))
     if not found:
       raise ValueError(
           f"image_folder: class folder {folder} holds no images (*.jpg,"

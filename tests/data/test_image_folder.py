@@ -37,6 +37,7 @@ def _ds(root, split="train", **kwargs):
 
 
 def test_layout_classes_and_eval_images(root):
+  (root / "train" / "ant" / "._0.jpg").write_bytes(b"macOS fork")
   train, test = _ds(root), _ds(root, "test")
   assert train.classes == ("ant", "moth", "zebra")  # sorted folder names
   assert len(train) == 9 and len(test) == 3
