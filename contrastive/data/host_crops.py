@@ -24,11 +24,13 @@ whose ratio is clamped into `ratio`. Each view consumes exactly
 
 Decoding (`decode_views`). A JPEG is decoded at 1/2, 1/4 or 1/8 scale
 (libjpeg's DCT scaling, PIL's `draft`) when every view's box, so reduced,
-still has at least the output's size in pixels, so no view is upsampled
-from fewer pixels than it would have had; each box is then cropped (the whole
-pixels covering it) and resampled to the output size (PIL's antialiased
-bilinear `resize`, given the box's exact, possibly fractional, extent), so,
-as with torchvision's crop-then-resize, no pixel outside the box is read.
+still has at least the output's size in pixels, so a view that the full
+decode would shrink is still shrunk, never enlarged; each box is then
+cropped (the whole pixels covering it) and resampled to the output size
+(PIL's antialiased bilinear `resize`, given the box's exact, possibly
+fractional, extent), so, as with torchvision's crop-then-resize, no pixel
+outside the box is read (at a reduced scale, none beyond the reduced pixels
+that the box partly covers).
 
 Evaluation (`eval_box`): the short side resized to `resize` and the centre
 `size` crop kept (ImageNet's 256 -> 224), done as one resize of the
