@@ -1,12 +1,15 @@
 """Builds a `ContrastiveModel` from a config, and counts parameters."""
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable, Mapping, NamedTuple
 
+import flax.linen as nn
 import jax
 import ml_collections
 import numpy as np
 
+from contrastive import config_sections
 from contrastive.models import _common
 from contrastive.models import audio_cnn
 from contrastive.models import heads
@@ -15,73 +18,58 @@ from contrastive.models import sensor
 from contrastive.models import vit
 
 
+# Fields of the backbones that a config does not set: the ones `build_model`
+# passes itself (dtype, BatchNorm's), the blocks a factory fixes
+# (ResNet-18's stage sizes), and Flax's own.
+_NOT_CONFIG = frozenset({"parent", "name", "dtype", "bn_momentum",
+                         "bn_epsilon", "stage_sizes", "block",
+                         "rng_collection"})
+
+
+def _module_defaults(module: type[nn.Module],
+                     exclude: frozenset[str] = _NOT_CONFIG
+                     ) -> dict[str, Any]:
+  """The fields of Linen `module` (a dataclass) and their defaults."""
+  return {f.name: f.default for f in dataclasses.fields(module)
+          if f.name not in exclude and f.default is not dataclasses.MISSING}
+
+
 class _Spec(NamedTuple):
+  """A model name: the Module whose fields are its config fields, the
+  factory that builds it, and the defaults that differ from the Module's."""
+
+  module: type[nn.Module]
   factory: Callable[..., Any]
-  defaults: Mapping[str, Any]
-  has_batchnorm: bool
+  preset: Mapping[str, Any] = {}
+
+  @property
+  def defaults(self) -> dict[str, Any]:
+    """Every backbone field of the config, at its default."""
+    return {**_module_defaults(self.module), **self.preset}
+
+  @property
+  def has_batchnorm(self) -> bool:
+    return "bn_momentum" in {f.name for f in dataclasses.fields(self.module)}
 
 
-# Fields every model takes (heads, BN and dtype), with their defaults.
+# Fields every model takes (heads, BN and dtype), with their defaults: the
+# head's (`ContrastiveModel`), dtype by name.
 COMMON_DEFAULTS: Mapping[str, Any] = {
     "dtype": "float32",
-    "projection_dims": (None, 128),
-    "predictor_dims": None,
-    "projection_output_bn": False,
-    "bn_momentum": 0.9,
-    "bn_epsilon": 1e-5,
+    **_module_defaults(heads.ContrastiveModel,
+                       frozenset({"parent", "name", "dtype", "backbone"})),
 }
-# How the convolutional encoders differentiate their convolutions
-# (contrastive/models/conv.py) and sum their BatchNorm statistics
-# (contrastive/models/batch_norm.py).
-_CONV = {"conv_backward": "auto", "bn_sums": "auto"}
-_RESNET = {"width": 64, "stem": "cifar", "zero_init_residual": False,
-           **_CONV}
-_VIT = {"patch_size": 4, "mlp_dim": None, "pool": "cls", "dropout_rate": 0.0}
 MODELS: Mapping[str, _Spec] = {
-    "resnet10": _Spec(resnet.resnet10, _RESNET, True),
-    "resnet18": _Spec(resnet.resnet18, _RESNET, True),
-    "resnet50": _Spec(resnet.resnet50, _RESNET, True),
-    "vit_tiny": _Spec(
-        vit.ViT, {**_VIT, "width": 192, "depth": 12, "num_heads": 3}, False
-    ),
-    "vit_small": _Spec(
-        vit.ViT, {**_VIT, "width": 384, "depth": 12, "num_heads": 6}, False
-    ),
-    "audio_cnn": _Spec(
-        audio_cnn.AudioCNN,
-        {
-            "width": 32,
-            "depth": 4,
-            "sample_rate": 8000,
-            "frame_length": 200,
-            "frame_step": 80,
-            "fft_length": 512,
-            "num_mel_bins": 64,
-            "lower_edge_hertz": 20.0,
-            "upper_edge_hertz": None,
-            "log_offset": 1e-6,
-            **_CONV,
-        },
-        True,
-    ),
-    "sensor_resnet1d": _Spec(
-        sensor.ResNet1D,
-        {"width": 64, "depth": 3, "blocks_per_stage": 2, "kernel_size": 5,
-         **_CONV},
-        True,
-    ),
+    "resnet10": _Spec(resnet.ResNet, resnet.resnet10),
+    "resnet18": _Spec(resnet.ResNet, resnet.resnet18),
+    "resnet50": _Spec(resnet.ResNet, resnet.resnet50),
+    # ViT's defaults are ViT-Tiny's (width 192, depth 12, 3 heads).
+    "vit_tiny": _Spec(vit.ViT, vit.ViT),
+    "vit_small": _Spec(vit.ViT, vit.ViT,
+                       {"width": 384, "depth": 12, "num_heads": 6}),
+    "audio_cnn": _Spec(audio_cnn.AudioCNN, audio_cnn.AudioCNN),
+    "sensor_resnet1d": _Spec(sensor.ResNet1D, sensor.ResNet1D),
 }
-
-
-def _as_dict(config: Any) -> dict[str, Any]:
-  if isinstance(config, ml_collections.ConfigDict):
-    return config.to_dict()
-  if isinstance(config, Mapping):
-    return dict(config)
-  raise ValueError(
-      "config must be an ml_collections.ConfigDict or a Mapping, got"
-      f" {type(config).__name__}."
-  )
 
 
 def _freeze(value: Any) -> Any:
@@ -166,7 +154,8 @@ def build_model(config: Any) -> heads.ContrastiveModel:
     >>> x = jnp.zeros((2, 28, 28, 1), jnp.uint8)
     >>> variables = model.init(jax.random.key(0), x, train=False)
   """
-  fields = {k: _freeze(v) for k, v in _as_dict(config).items()}
+  fields = {k: _freeze(v)
+            for k, v in config_sections.as_dict(config, "config").items()}
   if "name" not in fields:
     raise ValueError(
         f"config needs a 'name'; valid names are: {', '.join(MODELS)}."
@@ -175,12 +164,9 @@ def build_model(config: Any) -> heads.ContrastiveModel:
   _common.check_choice("model name", name, MODELS)
   spec = MODELS[name]
   allowed = {**COMMON_DEFAULTS, **spec.defaults}
-  unknown = sorted(set(fields) - set(allowed))
-  if unknown:
-    raise ValueError(
-        f"unknown config fields {unknown} for model {name!r}; valid fields"
-        f" are: name, {', '.join(sorted(allowed))}."
-    )
+  config_sections.check_fields(fields, ["name", *sorted(allowed)],
+                               f"model {name!r}",
+                               phrase="unknown config fields")
   values = {**allowed, **fields}
   for flag in ("projection_output_bn", "zero_init_residual"):
     if flag in values and not isinstance(values[flag], bool):
