@@ -32,6 +32,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable, Mapping
 
+from contrastive import config_sections
 from contrastive.data import base
 from contrastive.data import fashion_mnist
 from contrastive.data import fsdd
@@ -125,15 +126,6 @@ DATASETS: Mapping[str, Callable[..., base.Dataset]] = {
 }
 
 
-def _as_dict(config: Any) -> dict[str, Any]:
-  if hasattr(config, "to_dict"):  # ml_collections.ConfigDict
-    return dict(config.to_dict())
-  if isinstance(config, Mapping):
-    return dict(config)
-  raise ValueError(
-      f"config must be a ConfigDict or a mapping, got {type(config).__name__}.")
-
-
 def get_builder(name: str) -> Callable[..., base.Dataset]:
   """The builder of `name` (a key of `DATASETS` or 'tfds:<tfds name>')."""
   if name in DATASETS:
@@ -207,17 +199,14 @@ def build_dataset(config: Any, split: str) -> base.Dataset:
   Example:
     ds = build_dataset({"name": "uci_hapt", "window": 128}, "test")
   """
-  fields = _as_dict(config)
+  fields = config_sections.as_dict(config, "the dataset config")
   if "name" not in fields:
     raise ValueError(f"the dataset config needs a 'name'; valid names are"
                      f" {sorted(DATASETS)} or '{TFDS_PREFIX}<name>'.")
   name = fields.pop("name")
   builder = get_builder(name)
   allowed = config_fields(name)
-  unknown = sorted(set(fields) - set(allowed))
-  if unknown:
-    raise ValueError(f"unknown config field(s) {unknown} for dataset {name!r};"
-                     f" allowed fields are {list(allowed)}.")
+  config_sections.check_fields(fields, allowed, f"dataset {name!r}")
   options = {k: v for k, v in fields.items() if v is not None}
   return builder(split, **options)
 
