@@ -51,6 +51,7 @@ from typing import Any, Callable, Mapping
 
 import jax
 
+from contrastive import config_sections
 from contrastive.augment import _util
 from contrastive.augment import audio
 from contrastive.augment import pipelines
@@ -156,24 +157,11 @@ class Augment:
     return self.view_fn(view)(rng, x)
 
 
-def _config_items(config: Any) -> dict[str, Any]:
-  if hasattr(config, "to_dict"):  # ml_collections.ConfigDict
-    return dict(config.to_dict())
-  if isinstance(config, Mapping):
-    return dict(config)
-  raise ValueError(
-      f"config must be a Mapping or ConfigDict with a 'name', got {config!r}."
-  )
-
-
 def _resolve(name: str, overrides: dict[str, Any]) -> dict[str, Any]:
   preset = PRESETS[name]
-  unknown = sorted(set(overrides) - set(preset.defaults))
-  if unknown:
-    raise ValueError(
-        f"Unknown field(s) {unknown} for augmentation preset {name!r}; valid"
-        f" fields are: {', '.join(sorted(preset.defaults))}."
-    )
+  config_sections.check_fields(overrides, sorted(preset.defaults),
+                               f"augmentation preset {name!r}",
+                               phrase="Unknown field(s)")
   params = {**preset.defaults, **overrides}
   strength = params.get("jitter_strength")
   if strength is not None:
@@ -245,7 +233,7 @@ def build_augment(config: Any) -> Augment:
     >>> augment = build_augment({"name": "byol", "image_size": 32})
     >>> views = make_views(rng, images, augment, num_views=2)
   """
-  items = _config_items(config)
+  items = config_sections.as_dict(config, "the augmentation config")
   name = items.pop("name", None)
   if name not in PRESETS:
     raise ValueError(
