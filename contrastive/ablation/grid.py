@@ -27,6 +27,8 @@ from typing import Any, Mapping
 
 import ml_collections
 
+from contrastive import config_sections
+
 # How a run is made: trained by `contrastive.train.loop` (the seeds of one
 # method and dataset as one population), by the cross-entropy baseline of
 # `contrastive.ablation.supervised`, or an input representation scored
@@ -57,15 +59,9 @@ class Run:
     return f"{self.dataset}__{self.method}__seed{self.seed}"
 
 
-def _as_dict(value: Any) -> Any:
-  if hasattr(value, "to_dict"):
-    return value.to_dict()
-  return value
-
-
 def method_specs(sweep: Any) -> dict[str, dict[str, Any]]:
   """The sweep's method specs as plain dicts with every field filled in."""
-  specs = _as_dict(sweep.method_specs)
+  specs = config_sections.as_dict(sweep.method_specs, "sweep.method_specs")
   out = {}
   for name in sweep.methods:
     if name not in specs:
@@ -75,7 +71,8 @@ def method_specs(sweep: Any) -> dict[str, dict[str, Any]]:
           f" {', '.join(sorted(specs))}.")
     spec = dict(config=name, kind="contrastive", arg_suffix="", datasets=None,
                 seeds=None, input=None, overrides={}, dataset_overrides={})
-    spec.update(_as_dict(specs[name]))
+    spec.update(config_sections.as_dict(specs[name],
+                                        f"sweep.method_specs.{name}"))
     if spec["kind"] not in KINDS:
       raise ValueError(
           f"method {name!r} has kind {spec['kind']!r}; valid kinds:"
@@ -157,7 +154,7 @@ def merge_overrides(config: ml_collections.ConfigDict,
   A ConfigDict value that is a mapping is merged field by field; any other
   value replaces the field (None included).
   """
-  for key, value in dict(_as_dict(overrides)).items():
+  for key, value in config_sections.as_dict(overrides, prefix).items():
     if key not in config:
       raise ValueError(
           f"override {prefix}.{key} names no field; fields of {prefix}:"
@@ -179,12 +176,15 @@ def run_config(run: Run, sweep: Any,
   module = load_config_module(spec["config"], configs_dir)
   config = module.get_config(
       f"{run.dataset},{sweep.size}{spec['arg_suffix']}")
-  merge_overrides(config, _as_dict(sweep.get("run_overrides", {})))
-  per_dataset = _as_dict(sweep.get("dataset_overrides", {}))
+  merge_overrides(config, sweep.get("run_overrides", {}))
+  per_dataset = config_sections.as_dict(sweep.get("dataset_overrides", {}),
+                                        "sweep.dataset_overrides")
   merge_overrides(config, per_dataset.get(run.dataset, {}))
   merge_overrides(config, spec["overrides"])
-  merge_overrides(config,
-                  _as_dict(spec["dataset_overrides"]).get(run.dataset, {}))
+  merge_overrides(config, config_sections.as_dict(
+      spec["dataset_overrides"],
+      f"sweep.method_specs.{run.method}.dataset_overrides").get(run.dataset,
+                                                                {}))
   config.seed = run.seed
   if spec["input"] is not None:
     with config.unlocked():

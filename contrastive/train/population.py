@@ -46,6 +46,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from contrastive import config_sections
 from contrastive.train import compiler
 from contrastive.train import experiment as experiment_lib
 from contrastive.train import mesh as mesh_lib
@@ -74,7 +75,7 @@ class Sweep:
 
 
 def _plain(config: Any) -> dict[str, Any]:
-  return config.to_dict() if hasattr(config, "to_dict") else dict(config)
+  return config_sections.as_dict(config)
 
 
 def _without_swept(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -204,11 +205,8 @@ def member_configs(config: ml_collections.ConfigDict
   if not is_population(config):
     return [config]
   population = _plain(config.population)
-  unknown = sorted(set(population) - {"seeds", "sweep", "execution"})
-  if unknown:
-    raise ValueError(
-        f"config.population has unknown fields {unknown}; valid fields:"
-        " seeds, sweep, execution.")
+  config_sections.check_fields(population, ("seeds", "sweep", "execution"),
+                               "config.population")
   seeds = tuple(population.get("seeds") or (config.seed,))
   fields = _sweep_fields(population.get("sweep") or {})
   floats = [f"loss.{k}" for k, v in config.loss.items()
