@@ -3,16 +3,17 @@
 Modules:
 
 - `stages`: multistage contrastive learning (MCL) state and its negative
-  masks, pure JAX; `mcl` its config and train-step rule; `hooks` the
-  between-stage work (embed, cluster, next stage) in the train loop.
+  masks, pure JAX; `mcl` its config and train-step rule.
 - `clusterns`: ClusterNS's online centroids (k-means updated each step);
   the loss that uses them is `contrastive.losses.clusterns_infonce`.
 - `balanced`: a cluster-balanced `IndexSampler`; `batching` its config.
-- `representation`: embed the training split and cluster it (timed).
+- `representation`: what is clustered (model outputs), the k-means
+  options, and the timed result.
 
-Formulas and defaults: docs/losses.md. Only the pure modules are
-imported here; `mcl`, `batching`, `hooks` and `representation` depend on
-`contrastive.train` and are imported by name.
+The between-step work (embed the training split, cluster it, start the
+next stage) needs the training experiment, so it lives with the loop in
+`contrastive.train.cluster_hooks`; this package never imports
+`contrastive.train`. Formulas and defaults: docs/losses.md.
 """
 from contrastive.clustering import balanced
 from contrastive.clustering import clusterns

@@ -6,7 +6,7 @@ hyperparameters trained by one process, sharing data and compiled programs)
 goes through `train_population(configs, workdirs)`, of which a single run is
 the one-member case.
 
-Hooks (`contrastive.clustering.hooks`, chosen by the config) run host-side
+Hooks (`contrastive.train.cluster_hooks`, chosen by the config) run host-side
 work between steps that may replace the state: MCL's stage transitions and
 the re-clustering of cluster-balanced batches. A hook has `restore(state)`,
 `before_step(state, step) -> (state, metrics)` and `summary() -> dict`.
@@ -23,7 +23,7 @@ import numpy as np
 from absl import logging
 from etils import epath
 
-from contrastive.clustering import hooks as hooks_lib
+from contrastive.train import cluster_hooks
 from contrastive.train import evaluation
 from contrastive.train import experiment as experiment_lib
 from contrastive.train import mesh as mesh_lib
@@ -138,7 +138,7 @@ def _open_member(index, base_exp, config, workdir, sweep, is_main) -> _Member:
       index=index, exp=exp, workdir=workdir,
       ckpt=Checkpointer(str(epath.Path(workdir) / "checkpoints"),
                         max_to_keep=int(train_cfg.get("keep_checkpoints", 3))),
-      iterator=exp.train_iterator(), hooks=hooks_lib.build_hooks(exp),
+      iterator=exp.train_iterator(), hooks=cluster_hooks.build_hooks(exp),
       writer=MetricsWriter(workdir, enabled=is_main),
       hparams=population_lib.member_hparams(config, base_exp.config, sweep))
 

@@ -1,5 +1,9 @@
 """Between-step work of the cluster methods, run by the train loop.
 
+Here rather than in `contrastive.clustering` because it needs the training
+experiment (model, mesh, data, `init_state`); the clustering package keeps
+the pure parts (stages, masks, configs) and never imports `contrastive.train`.
+
 A hook has `restore(state)` (called once the state is initialised or
 restored, before the data iterator's position is restored),
 `before_step(state, step) -> (state, metrics)` (called before every step; it
@@ -19,18 +23,71 @@ exactly what an uninterrupted one does.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Mapping
 
 import jax
 import numpy as np
 from absl import logging
 
+from contrastive.clustering import representation
 from contrastive.clustering import stages
-from contrastive.clustering.representation import TrainSetClusterer
+from contrastive.negatives import kmeans as kmeans_lib
+from contrastive.train import embedding
 from contrastive.train import experiment as experiment_lib
 
 # fold_in offsets that keep the PRNG streams of the hooks apart.
 _KMEANS_STREAM, _INIT_STREAM, _BALANCED_STREAM = 1, 2, 3
+
+
+class TrainSetClusterer:
+  """Embeds `exp.train_data` with given variables and runs k-means on it.
+
+  The embedding program is compiled once per clusterer and reused.
+
+  Args:
+    exp: the `Experiment` (model, preprocessing, mesh, training split).
+    output: the model output to cluster, 'features' (the backbone) or
+      'projection'.
+    kmeans: fields of `contrastive.negatives.kmeans.kmeans` (`num_iters`,
+      `spherical`, `tol`).
+    batch_size: examples per embedding batch.
+
+  Example:
+    >>> clusterer = TrainSetClusterer(exp)
+    >>> result = clusterer(variables, 10, jax.random.PRNGKey(0))
+  """
+
+  def __init__(self, exp, *, output: str = "features",
+               kmeans: Mapping[str, Any] | None = None,
+               batch_size: int = 1024):
+    if output not in representation.OUTPUTS:
+      raise ValueError(f"Unknown output {output!r} to cluster; valid:"
+                       f" {', '.join(representation.OUTPUTS)}.")
+    self._exp, self._output = exp, output
+    self._kmeans = representation.check_kmeans_config(kmeans)
+    self._batch_size = int(batch_size)
+    self._embed = embedding.make_embed_fn(exp.deps.model, exp.preprocess,
+                                          (output,), exp.mesh)
+
+  def embed(self, variables: Any) -> np.ndarray:
+    """`[N, F]` float32 outputs of the whole training split."""
+    out = embedding.embed_dataset(self._embed, variables, self._exp.train_data,
+                                  self._exp.mesh, batch_size=self._batch_size)
+    return out[self._output]
+
+  def __call__(self, variables: Any, num_clusters: int, rng: jax.Array
+               ) -> representation.Clustering:
+    start = time.perf_counter()
+    features = self.embed(variables)
+    embedded = time.perf_counter()
+    if num_clusters > len(features):
+      raise ValueError(f"cannot make {num_clusters} clusters of"
+                       f" {len(features)} training examples.")
+    result = kmeans_lib.kmeans(rng, features, num_clusters, **self._kmeans)
+    assignments = np.asarray(jax.device_get(result.assignments), np.int32)
+    done = time.perf_counter()
+    return representation.Clustering(assignments, embedded - start,
+                                     done - embedded)
 
 
 def encoder_variables(state) -> dict[str, Any]:
