@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping
 
+from contrastive import config_sections
 from contrastive.clustering import balanced
 from contrastive.clustering import representation
 
@@ -45,12 +46,8 @@ def parse_config(cfg: Mapping[str, Any] | None, *, batch_size: int,
   """
   if cfg is None:
     return None
-  cfg = dict(cfg)
-  unknown = sorted(set(cfg) - set(DEFAULTS))
-  if unknown:
-    raise ValueError(f"config.balanced_batches has unknown fields {unknown};"
-                     f" valid: {', '.join(DEFAULTS)}.")
-  cfg = {**DEFAULTS, **cfg}
+  cfg = config_sections.with_defaults(cfg, DEFAULTS,
+                                     "config.balanced_batches")
   k, per_batch = int(cfg["num_clusters"]), int(cfg["clusters_per_batch"])
   if not 1 <= k <= num_examples:
     raise ValueError(f"config.balanced_batches.num_clusters must lie in [1,"
@@ -70,7 +67,8 @@ def parse_config(cfg: Mapping[str, Any] | None, *, batch_size: int,
   return BalancedConfig(
       num_clusters=k, clusters_per_batch=per_batch, recluster_every=every,
       output=cfg["output"],
-      kmeans=representation.check_kmeans_config(cfg["kmeans"]))
+      kmeans=representation.check_kmeans_config(
+          cfg["kmeans"], "config.balanced_batches.kmeans"))
 
 
 def make_sampler(cfg: BalancedConfig, *, batch_size: int, seed: int

@@ -1,7 +1,8 @@
 """MCL as a training schedule: its config and its negative rule.
 
 `config.mcl` (see configs/mcl.py) turns any in-batch or queue method whose
-loss takes a `negative_mask` (infonce, dcl, hcl, clusterns) into multistage
+loss takes a `negative_mask` (`contrastive.train.objectives.
+NEGATIVE_MASK_LOSSES`, checked when the experiment is built) into multistage
 contrastive learning:
 
   mcl = dict(
@@ -30,6 +31,7 @@ from typing import Any, Mapping
 import jax
 import jax.numpy as jnp
 
+from contrastive import config_sections
 from contrastive.clustering import representation
 from contrastive.clustering import stages
 
@@ -62,31 +64,23 @@ class MCLConfig:
     return stage * self.steps_per_stage
 
 
-def parse_config(cfg: Mapping[str, Any] | None, *, default_steps: int,
-                 uses_negative_mask: bool) -> MCLConfig | None:
+def parse_config(cfg: Mapping[str, Any] | None, *, default_steps: int
+                 ) -> MCLConfig | None:
   """Validates `config.mcl` (None when the config has none).
+
+  Whether the configured loss takes the negative mask MCL narrows is checked
+  with the loss table (`contrastive.train.objectives.check_negative_mask`).
 
   Args:
     cfg: `config.mcl` or None.
     default_steps: the steps of one stage when `steps_per_stage` is 0.
-    uses_negative_mask: whether the configured loss takes a negative mask.
 
   Raises:
-    ValueError: unknown fields (listing the valid ones), bad values, or a
-      loss that ignores negative masks.
+    ValueError: unknown fields (listing the valid ones) or bad values.
   """
   if cfg is None:
     return None
-  cfg = dict(cfg)
-  unknown = sorted(set(cfg) - set(DEFAULTS))
-  if unknown:
-    raise ValueError(f"config.mcl has unknown fields {unknown}; valid:"
-                     f" {', '.join(DEFAULTS)}.")
-  cfg = {**DEFAULTS, **cfg}
-  if not uses_negative_mask:
-    raise ValueError(
-        "MCL restricts negatives through the loss's negative_mask; choose"
-        " config.loss.name among infonce, dcl, hcl, clusterns.")
+  cfg = config_sections.with_defaults(cfg, DEFAULTS, "config.mcl")
   num_stages = int(cfg["num_stages"])
   if num_stages < 1:
     raise ValueError(f"config.mcl.num_stages must be >= 1, got {num_stages}.")
@@ -113,7 +107,8 @@ def parse_config(cfg: Mapping[str, Any] | None, *, default_steps: int,
       steps_per_stage=steps, fresh_encoder=bool(cfg["fresh_encoder"]),
       min_negatives=int(cfg["min_negatives"]), fallback=cfg["fallback"],
       cluster_output=cfg["cluster_output"],
-      kmeans=representation.check_kmeans_config(cfg["kmeans"]))
+      kmeans=representation.check_kmeans_config(cfg["kmeans"],
+                                                "config.mcl.kmeans"))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -31,8 +31,10 @@ from contrastive.clustering import mcl as mcl_lib
 from contrastive.clustering import stages
 from contrastive.negatives import queue as queue_lib
 from contrastive.train import mesh as mesh_lib
+from contrastive.train import methods as methods_lib
 from contrastive.train.compiler import compiler_options
 from contrastive.train.objectives import build_objective
+from contrastive.train.objectives import check_negative_mask
 from contrastive.train.optimizer import build_optimizer
 from contrastive.train.schedules import momentum_schedule
 from contrastive.train.state import TrainState
@@ -118,6 +120,7 @@ def _num_steps(config, num_examples: int) -> int:
 def build_experiment(config, *, devices=None) -> Experiment:
   """Validates `config` and builds the static parts of the run."""
   objective = build_objective(config.loss, config.method)
+  method = methods_lib.get_method(config.method)
   model = models_lib.build_model(config.model)
   augment = augment_lib.build_augment(config.augment)
   # Evaluation sees un-augmented inputs (uint8 images become [0, 1] floats);
@@ -141,8 +144,10 @@ def build_experiment(config, *, devices=None) -> Experiment:
     train_data = _with_host_crops(train_data, augment,
                                   int(config.get("num_views", 2)))
   num_steps = _num_steps(config, len(train_data))
-  mcl = mcl_lib.parse_config(config.get("mcl"), default_steps=num_steps,
-                             uses_negative_mask=objective.uses_negative_mask)
+  mcl = mcl_lib.parse_config(config.get("mcl"), default_steps=num_steps)
+  for option in methods_lib.CLUSTER_OPTIONS:
+    if option.restricts_negatives and config.get(option.section) is not None:
+      check_negative_mask(objective.name, method.name, option.title)
   # Under MCL the optimizer (and its schedule) restarts with every stage.
   stage_steps = mcl.steps_per_stage if mcl else num_steps
   num_steps = mcl.num_steps if mcl else num_steps
@@ -154,17 +159,20 @@ def build_experiment(config, *, devices=None) -> Experiment:
   tx, lr_schedule = build_optimizer(
       config.optimizer, batch_size=batch_size, num_steps=stage_steps)
   momentum = None
-  if config.method == "moco":
-    moco = config.moco
+  if method.queue:
+    moco = config[method.section]
     if moco.queue_size % batch_size:
       raise ValueError(
           f"config.moco.queue_size={moco.queue_size} must be a multiple of the"
           f" global batch size {batch_size}; choose queue_size = m *"
           f" {batch_size}.")
+  if method.momentum_encoder:
+    moco = config[method.section]
     momentum = momentum_schedule(moco.momentum_start, moco.momentum_end,
                                  num_steps)
   deps = StepDeps(
       model=model, tx=tx, augment=augment, objective=objective,
+      method=method,
       spec_transform=augment.spec_transform,
       momentum=momentum, num_views=int(config.get("num_views", 2)),
       use_predictor=bool(config.model.get("predictor_dims")),
@@ -191,11 +199,13 @@ def _init_state(rng: jax.Array, example_x: jax.Array, *, exp: Experiment
   momentum_params = momentum_batch_stats = queue = None
   out = jax.eval_shape(
       functools.partial(deps.model.apply, train=False), variables, x)
-  if exp.config.method == "moco":
+  method = deps.method
+  if method.momentum_encoder:
     momentum_params = jax.tree.map(jnp.copy, params)
     momentum_batch_stats = jax.tree.map(jnp.copy, batch_stats)
+  if method.queue:
     dim = out["projection"].shape[-1]
-    moco = exp.config.moco
+    moco = exp.config[method.section]
     if moco.get("queue_init", "empty") not in ("empty", "random"):
       raise ValueError(
           f"config.moco.queue_init must be 'empty' or 'random', got"

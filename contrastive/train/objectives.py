@@ -3,9 +3,12 @@
 `config.loss.name` picks a loss (of `contrastive.losses`, or one that adds
 negative sampling or clustering to it: SimANS, ClusterNS); the other fields of
 `config.loss` are its hyperparameters, passed by keyword, so the config is the
-single place they live. `config.method` picks where the negatives come from:
-`'simclr'` (the other examples of the global batch) or `'moco'` (a queue of
-keys from a momentum encoder).
+single place they live. `config.method` picks where the negatives come from
+(`contrastive.train.methods`: `'simclr'`, the other examples of the global
+batch; `'moco'`, a queue of keys from a momentum encoder); each loss declares
+here the sources it can take its negatives from, and whether it accepts a
+`negative_mask` (`NEGATIVE_MASK_LOSSES`: the losses that MCL's cluster
+restriction can narrow).
 
 A loss may keep state across steps (ClusterNS's centroids): its spec then
 names the config fields of that state and how to initialise and update it;
@@ -22,9 +25,11 @@ import jax.numpy as jnp
 
 from contrastive import losses
 from contrastive.clustering import clusterns
+from contrastive.train import methods as methods_lib
+from contrastive.train.methods import IN_BATCH
+from contrastive.train.methods import QUEUE
 
 Array = jax.Array
-METHODS = ("simclr", "moco")
 # Fields of config.loss read by this module rather than passed to the loss.
 _ADAPTER_FIELDS = ("name", "symmetric_queue", "condition")
 # Metadata a conditional loss may condition on.
@@ -60,7 +65,8 @@ class _StateSpec:
 @dataclasses.dataclass(frozen=True)
 class _Spec:
   fn: Callable[..., Any]
-  methods: tuple[str, ...]
+  # The negative sources (`methods.NEGATIVE_SOURCES`) it can take.
+  sources: tuple[str, ...]
   call: Callable[..., Any]
   # Whether `call` hands `negative_mask` to the loss (so that rules such as
   # MCL's cluster restriction can act on it).
@@ -154,7 +160,7 @@ def _clusterns_update(state, proj: Projections, *,
 
 
 def _specs() -> Mapping[str, _Spec]:
-  both = ("simclr", "moco")
+  both = (IN_BATCH, QUEUE)
   masked = dict(uses_negative_mask=True)
   return {
       "infonce": _Spec(losses.infonce, both, _pairwise_queue_symmetric,
@@ -165,15 +171,15 @@ def _specs() -> Mapping[str, _Spec]:
                    _pairwise_queue_symmetric, **masked),
       "simans": _Spec(losses.simans_infonce, both, _sampled, **masked,
                       uses_rng=True),
-      "moco_filtered": _Spec(losses.dual_view_moco, ("moco",), _dual_view,
+      "moco_filtered": _Spec(losses.dual_view_moco, (QUEUE,), _dual_view,
                              **masked),
-      "supcon": _Spec(losses.supervised_infonce, ("simclr",), _supcon),
-      "cclk": _Spec(losses.kernel_conditional_infonce, ("simclr",),
+      "supcon": _Spec(losses.supervised_infonce, (IN_BATCH,), _supcon),
+      "cclk": _Spec(losses.kernel_conditional_infonce, (IN_BATCH,),
                     _conditional),
-      "decoupled_uniformity": _Spec(losses.decoupled_uniformity, ("simclr",),
+      "decoupled_uniformity": _Spec(losses.decoupled_uniformity, (IN_BATCH,),
                                     _multi_view),
       "clusterns": _Spec(
-          losses.clusterns_infonce, ("simclr",), _clusterns, **masked,
+          losses.clusterns_infonce, (IN_BATCH,), _clusterns, **masked,
           state=_StateSpec(
               _clusterns_init, _clusterns_update,
               ("num_clusters", "centroid_momentum", "start_similarity"))),
@@ -181,6 +187,30 @@ def _specs() -> Mapping[str, _Spec]:
 
 
 LOSS_NAMES = tuple(_specs())
+# The losses that take a `negative_mask` (declared by `uses_negative_mask`).
+NEGATIVE_MASK_LOSSES = tuple(
+    name for name, spec in _specs().items() if spec.uses_negative_mask)
+
+
+def losses_for(method: str) -> tuple[str, ...]:
+  """The losses that can take their negatives from `method`'s source."""
+  source = methods_lib.get_method(method).negatives
+  return tuple(name for name, spec in _specs().items()
+               if source in spec.sources)
+
+
+def check_negative_mask(loss_name: str, method: str, needed_by: str) -> None:
+  """Raises ValueError unless loss `loss_name` takes a `negative_mask`.
+
+  `needed_by` names what narrows the negatives through it (e.g. 'MCL');
+  the message lists the losses that take one and `method` can use.
+  """
+  if loss_name in NEGATIVE_MASK_LOSSES:
+    return
+  usable = [n for n in NEGATIVE_MASK_LOSSES if n in losses_for(method)]
+  raise ValueError(
+      f"{needed_by} restricts negatives through the loss's negative_mask;"
+      f" choose config.loss.name among {', '.join(usable)}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -272,16 +302,12 @@ def build_objective(loss_config: Mapping[str, Any], method: str) -> Objective:
         f"Unknown loss {name!r} (config.loss.name); valid losses:"
         f" {', '.join(specs)}."
     )
-  if method not in METHODS:
-    raise ValueError(
-        f"Unknown method {method!r} (config.method); valid methods:"
-        f" {', '.join(METHODS)}."
-    )
+  source = methods_lib.get_method(method).negatives
   spec = specs[name]
-  if method not in spec.methods:
+  if source not in spec.sources:
     raise ValueError(
         f"loss {name!r} cannot be used with method {method!r}; it supports"
-        f" {', '.join(spec.methods)}."
+        f" {', '.join(methods_lib.methods_from(spec.sources))}."
     )
   if cfg.get("condition", "representation") not in CONDITIONS:
     raise ValueError(

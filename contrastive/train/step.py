@@ -24,6 +24,7 @@ import optax
 from contrastive.augment import make_views
 from contrastive.negatives import masks
 from contrastive.negatives import queue as queue_lib
+from contrastive.train.methods import Method
 from contrastive.train.objectives import Objective, Projections
 from contrastive.train.state import TrainState
 
@@ -41,6 +42,9 @@ class StepDeps:
     tx: the optax optimizer.
     augment: the per-example augmentation (`contrastive.augment`).
     objective: the loss bound to its hyperparameters.
+    method: the method's row of `contrastive.train.methods.METHODS`: where
+      the negatives come from, and whether the state carries a momentum
+      encoder and a queue.
     spec_transform: per-example spectrogram augmentation for audio models
       (applied inside the model, after its log-mel front end), or None.
     momentum: step -> EMA coefficient of the momentum encoder (MoCo), or None.
@@ -58,6 +62,7 @@ class StepDeps:
   tx: optax.GradientTransformation
   augment: Any
   objective: Objective
+  method: Method
   spec_transform: Callable[..., Array] | None = None
   momentum: Callable[[Array], Array] | None = None
   num_views: int = 2
@@ -91,17 +96,17 @@ def _split_views(x: Array, num_views: int) -> Array:
 def _negatives(state: TrainState, batch: Mapping[str, Array], deps: StepDeps):
   """The queue (or None: in-batch), its `negative_mask`, and rule metrics."""
   b = batch["x"].shape[0]
-  negatives = negative_mask = None
-  if state.queue is not None:
-    negatives = state.queue.keys
-    negative_mask = jnp.broadcast_to(state.queue.valid,
-                                     (b,) + state.queue.valid.shape)
+  negatives = negative_mask = queue = None
+  if deps.method.queue:
+    queue = state.queue
+    negatives = queue.keys
+    negative_mask = queue_lib.queue_negative_mask(queue, num_anchors=b)
   if deps.restrict_negatives is None:
     return negatives, negative_mask, {}
-  base = (state.queue.valid if state.queue is not None
+  base = (queue_lib.queue_negative_mask(queue) if queue is not None
           else ~jnp.eye(b, dtype=bool))
   negative_mask, metrics = deps.restrict_negatives(
-      state.extra, batch, state.queue, base)
+      state.extra, batch, queue, base)
   return negatives, negative_mask, metrics
 
 
@@ -133,7 +138,7 @@ def train_step(
 
   momentum_proj = None
   momentum_batch_stats = state.momentum_batch_stats
-  if state.momentum_params is not None:
+  if deps.method.momentum_encoder:
     key_out, momentum_batch_stats = _forward(
         deps, state.momentum_params, state.momentum_batch_stats, flat_views,
         key_rng, train=True)
@@ -177,13 +182,13 @@ def train_step(
         **state.extra,
         "loss": deps.objective.update_state(
             loss_state, Projections(online=online, momentum=momentum_proj))}
-  if state.momentum_params is not None:
+  if deps.method.momentum_encoder:
     m = deps.momentum(state.step)
     new_fields["momentum_params"] = jax.tree.map(
         lambda k, q: m * k + (1.0 - m) * q, state.momentum_params, params)
     new_fields["momentum_batch_stats"] = momentum_batch_stats
     metrics["ema_momentum"] = m
-  if state.queue is not None:
+  if deps.method.queue:
     # Keys of the second view are the next negatives (MoCo: the keys that
     # were the positives of this step), in the global batch's order.
     metrics["queue_false_negative_rate"] = masks.false_negative_rate(

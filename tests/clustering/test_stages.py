@@ -9,6 +9,7 @@ import pytest
 from contrastive.clustering import mcl as mcl_lib
 from contrastive.clustering import stages
 from contrastive.negatives import queue as queue_lib
+from contrastive.train import objectives
 
 N, S, K = 40, 3, 3
 
@@ -135,13 +136,12 @@ def test_input_errors():
 def test_config_errors():
   parse = mcl_lib.parse_config
   with pytest.raises(ValueError, match="unknown fields.*num_stages"):
-    parse({"stages": 2}, default_steps=4, uses_negative_mask=True)
+    parse({"stages": 2}, default_steps=4)
+  # Whether the loss takes a negative_mask is the loss table's to say.
   with pytest.raises(ValueError, match="negative_mask.*infonce"):
-    parse({}, default_steps=4, uses_negative_mask=False)
+    objectives.check_negative_mask("supcon", "simclr", "MCL")
   with pytest.raises(ValueError, match="cluster_output.*features"):
-    parse({"cluster_output": "logits"}, default_steps=4,
-          uses_negative_mask=True)
-  cfg = parse({"num_stages": 3, "num_clusters": (2, 5)}, default_steps=4,
-              uses_negative_mask=True)
+    parse({"cluster_output": "logits"}, default_steps=4)
+  cfg = parse({"num_stages": 3, "num_clusters": (2, 5)}, default_steps=4)
   assert cfg.num_steps == 12 and cfg.stage_end(2) == 8
   assert cfg.num_clusters == (2, 5)
