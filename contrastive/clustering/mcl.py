@@ -21,7 +21,7 @@ contrastive learning:
 
 Each stage has its own optimizer state (learning-rate warm-up and decay
 restart); the global step keeps counting. The between-stage work (embed,
-cluster, start the next stage) is `contrastive.clustering.hooks.MCLHook`.
+cluster, start the next stage) is `contrastive.train.cluster_hooks.MCLHook`.
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ the run is `num_stages` stages, negatives restricted by the train step's
 `restrict_negatives` rule), `config.balanced_batches` (a cluster-balanced
 sampler), and stateful losses (ClusterNS); their state is initialised here,
 in `TrainState.extra`, and changed between steps by
-`contrastive.clustering.hooks`.
+`contrastive.train.cluster_hooks`.
 """
 from __future__ import annotations
 
