@@ -1,7 +1,7 @@
 """The runs of a sweep: methods x datasets x seeds, and each run's config.
 
 A sweep config (`configs/ablation.py`) names the methods, datasets and seeds
-and how to build each run's config from a method's config file:
+and how to build each run's config from a method's config file::
 
   sweep.methods         ('simclr', 'dcl', ...)       the order of the table
   sweep.method_specs    {name: {config, kind, arg_suffix, datasets, seeds,

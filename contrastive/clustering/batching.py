@@ -1,5 +1,7 @@
 """`config.balanced_batches`: cluster-balanced global batches, validated.
 
+Its fields, with their defaults::
+
   balanced_batches = dict(
       num_clusters=32,         # k of the k-means over the training split
       clusters_per_batch=2,    # blocks (clusters) per global batch

@@ -3,7 +3,7 @@
 `config.mcl` (see configs/mcl.py) turns any in-batch or queue method whose
 loss takes a `negative_mask` (`contrastive.train.objectives.
 NEGATIVE_MASK_LOSSES`, checked when the experiment is built) into multistage
-contrastive learning:
+contrastive learning::
 
   mcl = dict(
       num_stages=2,            # S
