@@ -34,6 +34,7 @@ from contrastive.clustering import stages
 from contrastive.negatives import kmeans as kmeans_lib
 from contrastive.train import embedding
 from contrastive.train import experiment as experiment_lib
+from contrastive.train import methods as methods_lib
 
 # fold_in offsets that keep the PRNG streams of the hooks apart.
 _KMEANS_STREAM, _INIT_STREAM, _BALANCED_STREAM = 1, 2, 3
@@ -216,10 +217,8 @@ class BalancedBatchesHook:
 
 
 def build_hooks(exp) -> list[Any]:
-  """The hooks `exp`'s config asks for (an empty list for most methods)."""
-  hooks = []
-  if exp.mcl is not None:
-    hooks.append(MCLHook(exp))
-  if exp.balanced is not None:
-    hooks.append(BalancedBatchesHook(exp))
-  return hooks
+  """The hooks of the cluster options `exp` uses, in the order of
+  `methods.CLUSTER_OPTIONS` (an empty list for most runs); each option
+  names its hook class of this module."""
+  return [globals()[option.hook](exp)
+          for option in methods_lib.active_options(exp)]
