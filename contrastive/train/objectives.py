@@ -23,6 +23,7 @@ from typing import Any, Callable, Mapping
 import jax
 import jax.numpy as jnp
 
+from contrastive import config_sections
 from contrastive import losses
 from contrastive.clustering import clusterns
 from contrastive.train import methods as methods_lib
@@ -323,12 +324,9 @@ def build_objective(loss_config: Mapping[str, Any], method: str) -> Objective:
       if p.kind == inspect.Parameter.KEYWORD_ONLY
       and p.name not in ("negatives", "negative_mask", "active")
   ] + list(state_fields)
-  unknown = sorted(set(hparams) - set(accepted))
-  if unknown:
-    raise ValueError(
-        f"config.loss has fields {unknown} that loss {name!r} does not take;"
-        f" its hyperparameters are: {', '.join(accepted)}."
-    )
+  config_sections.check_fields(hparams, accepted,
+                               f"config.loss (loss {name!r})",
+                               phrase="fields the loss does not take:")
   _check_positive_hparams(name, hparams)
   return Objective(name=name, method=method, spec=spec, hparams=hparams,
                    cfg=cfg, state_hparams=state_hparams)
