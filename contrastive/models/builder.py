@@ -94,49 +94,49 @@ def default_config(name: str) -> ml_collections.ConfigDict:
 def build_model(config: Any) -> heads.ContrastiveModel:
   """A `ContrastiveModel` (backbone + heads) from `config`.
 
-  Fields, by model (every field is optional except `name`):
+  Fields, by model (every field is optional except `name`)::
 
-  All models:
-    name: one of 'resnet10', 'resnet18', 'resnet50', 'vit_tiny',
-      'vit_small', 'audio_cnn', 'sensor_resnet1d'.
-    dtype: compute dtype, 'float32' (default), 'bfloat16', or 'float64'
-      (numerical checks; needs 64-bit mode); parameters are float32.
-    projection_dims: `(hidden..., out)` of the projection MLP; None hidden
-      sizes take the feature size. Default `(None, 128)`.
-    predictor_dims: None (default) or `(hidden..., out)` of a BYOL/SimSiam
-      predictor; `out` must equal `projection_dims[-1]`.
-    projection_output_bn: BN on the projection output. Default False.
-    bn_momentum: BatchNorm running-average decay, 0.9 (flax convention).
-    bn_epsilon: BatchNorm variance offset, 1e-5.
-  Convolutional encoders (all but the ViTs):
-    conv_backward: 'auto' (default), 'xla' or 'saved_input': how the kernel
-      gradients read the layer inputs (contrastive/models/conv.py; the same
-      values, a CPU speed-up).
-    bn_sums: 'auto' (default), 'reduce' or 'matmul': how BatchNorm sums its
-      statistics and gradients (contrastive/models/batch_norm.py; the same
-      values to float32 rounding, a CPU speed-up).
+    All models:
+      name: one of 'resnet10', 'resnet18', 'resnet50', 'vit_tiny',
+        'vit_small', 'audio_cnn', 'sensor_resnet1d'.
+      dtype: compute dtype, 'float32' (default), 'bfloat16', or 'float64'
+        (numerical checks; needs 64-bit mode); parameters are float32.
+      projection_dims: `(hidden..., out)` of the projection MLP; None hidden
+        sizes take the feature size. Default `(None, 128)`.
+      predictor_dims: None (default) or `(hidden..., out)` of a BYOL/SimSiam
+        predictor; `out` must equal `projection_dims[-1]`.
+      projection_output_bn: BN on the projection output. Default False.
+      bn_momentum: BatchNorm running-average decay, 0.9 (flax convention).
+      bn_epsilon: BatchNorm variance offset, 1e-5.
+    Convolutional encoders (all but the ViTs):
+      conv_backward: 'auto' (default), 'xla' or 'saved_input': how the kernel
+        gradients read the layer inputs (contrastive/models/conv.py; the same
+        values, a CPU speed-up).
+      bn_sums: 'auto' (default), 'reduce' or 'matmul': how BatchNorm sums its
+        statistics and gradients (contrastive/models/batch_norm.py; the same
+        values to float32 rounding, a CPU speed-up).
 
-  'resnet10', 'resnet18', 'resnet50' (features `8 * width`, `8 * width`,
-  `32 * width`):
-    width: base channels, 64. stem: 'cifar' (default; 3x3 stride 1, no
-    pool, for 28-32 px), 'cifar_pool' (the same + a 2x2 max-pool) or
-    'imagenet' (7x7 stride 2 + max-pool).
-    zero_init_residual: zero the last BN scale of each block, False.
+    'resnet10', 'resnet18', 'resnet50' (features `8 * width`, `8 * width`,
+    `32 * width`):
+      width: base channels, 64. stem: 'cifar' (default; 3x3 stride 1, no
+      pool, for 28-32 px), 'cifar_pool' (the same + a 2x2 max-pool) or
+      'imagenet' (7x7 stride 2 + max-pool).
+      zero_init_residual: zero the last BN scale of each block, False.
 
-  'vit_tiny' (width 192, depth 12, num_heads 3), 'vit_small' (384, 12, 6):
-    patch_size: 4. width, depth, num_heads: as named. mlp_dim: None
-    (`4 * width`). pool: 'cls' (default) or 'mean'. dropout_rate: 0.0.
-    (The BN fields apply to the heads only.)
+    'vit_tiny' (width 192, depth 12, num_heads 3), 'vit_small' (384, 12, 6):
+      patch_size: 4. width, depth, num_heads: as named. mlp_dim: None
+      (`4 * width`). pool: 'cls' (default) or 'mean'. dropout_rate: 0.0.
+      (The BN fields apply to the heads only.)
 
-  'audio_cnn' (input waveforms `[B, T]`; features `width * 2**(depth-1)`):
-    width: 32. depth: 4 conv blocks. sample_rate: 8000 Hz.
-    frame_length: 200 samples. frame_step: 80 samples (25 ms / 10 ms at
-    8 kHz). fft_length: 512 (None: next power of two). num_mel_bins: 64.
-    lower_edge_hertz: 20.0. upper_edge_hertz: None (`sample_rate / 2`).
-    log_offset: 1e-6.
+    'audio_cnn' (input waveforms `[B, T]`; features `width * 2**(depth-1)`):
+      width: 32. depth: 4 conv blocks. sample_rate: 8000 Hz.
+      frame_length: 200 samples. frame_step: 80 samples (25 ms / 10 ms at
+      8 kHz). fft_length: 512 (None: next power of two). num_mel_bins: 64.
+      lower_edge_hertz: 20.0. upper_edge_hertz: None (`sample_rate / 2`).
+      log_offset: 1e-6.
 
-  'sensor_resnet1d' (input `[B, T, C]`; features `width * 2**(depth-1)`):
-    width: 64. depth: 3 stages. blocks_per_stage: 2. kernel_size: 5.
+    'sensor_resnet1d' (input `[B, T, C]`; features `width * 2**(depth-1)`):
+      width: 64. depth: 3 stages. blocks_per_stage: 2. kernel_size: 5.
 
   Args:
     config: an `ml_collections.ConfigDict` or a Mapping with the fields above.
