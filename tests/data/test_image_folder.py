@@ -57,7 +57,7 @@ def test_layout_classes_and_eval_images(root):
                                      "data_dir": str(root), "image_size": 16,
                                      "cache_dir": str(root / "cache")},
                                     "test").get_batch([1])["x"])
-  with pytest.raises(ValueError, match="unknown config field"):
+  with pytest.raises(ValueError, match=r"unknown fields \[.window.\] for dataset .image_folder"):
     data.build_dataset({"name": f"image_folder:{root}", "window": 3}, "train")
 
 
