@@ -35,6 +35,7 @@ partly covers).
 
 Speed (issue 15: 400 images per host core). Two small wheels do the two
 costly steps; without them the same steps run in Pillow, more slowly:
+
 - simplejpeg (libjpeg-turbo, RGB straight into a NumPy array) decodes
   colour and greyscale JPEGs about 20 % faster than Pillow, pixel for pixel
   equal (same IDCT and upsampling); Pillow still decodes everything else
